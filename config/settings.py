@@ -1,0 +1,192 @@
+"""Load and validate settings from the environment and `.env`.
+
+A bad or missing value raises `SettingsError` whose message is one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from dotenv import dotenv_values
+
+PRIORITIES = ("low", "medium", "high", "urgent")
+IMAP_SECURITY_MODES = ("ssl", "starttls", "none")
+TRIAGE_PROVIDERS = ("auto", "gemini", "local")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or invalid; str() is one line naming the variable."""
+
+
+def _as_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _as_int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _as_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name}: must be positive, got {value}")
+    return value
+
+
+def _as_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
+def _as_sla_hours(name: str, raw: str) -> dict[str, float]:
+    """Parse `low=72,medium=24,high=8,urgent=2` into hours per priority."""
+    hours: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in PRIORITIES:
+            raise SettingsError(f"{name}: expected priority=hours pairs like 'high=8', got {part!r}")
+        hours[key.strip()] = _as_float(name, value)
+    missing = [p for p in PRIORITIES if p not in hours]
+    if missing:
+        raise SettingsError(f"{name}: missing hours for {', '.join(missing)}")
+    return hours
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, typed. Field names are the lower-case environment variable names."""
+
+    secret_key: str
+    jwt_secret_key: str
+    mongo_uri: str = "mongodb://127.0.0.1:27018/helpdesk"
+    imap_host: str = "127.0.0.1"
+    imap_port: int = 10143
+    imap_user: str = "support@example.test"
+    imap_password: str = ""
+    imap_security: str = "starttls"
+    imap_folder: str = "INBOX"
+    imap_processed_folder: str = ""
+    imap_batch_size: int = 200
+    imap_verify_tls: bool = True
+    mail_server: str = "127.0.0.1"
+    mail_port: int = 10025
+    mail_use_tls: bool = False
+    mail_use_ssl: bool = False
+    mail_username: str = ""
+    mail_password: str = ""
+    mail_default_sender: str = "support@example.test"
+    support_address: str = "support@example.test"
+    app_url: str = "http://127.0.0.1:5000"
+    gemini_api_key: str = ""
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str = ""
+    gemini_api_version: str = "v1beta"
+    gemini_requests_per_minute: int = 60
+    gemini_concurrency: int = 4
+    triage_provider: str = "auto"
+    triage_max_attempts: int = 5
+    triage_review_threshold: float = 0.45
+    poll_interval_seconds: int = 30
+    ack_limit_per_hour: int = 5
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    sla_hours: dict[str, float] = field(
+        default_factory=lambda: {"low": 72.0, "medium": 24.0, "high": 8.0, "urgent": 2.0}
+    )
+    model_dir: str = ".cache/triage-model"
+    log_level: str = "INFO"
+
+    def flask_config(self) -> dict[str, Any]:
+        """The subset Flask and its extensions read from `app.config`."""
+        return {
+            "SECRET_KEY": self.secret_key,
+            "JWT_SECRET_KEY": self.jwt_secret_key,
+            "MAIL_SERVER": self.mail_server,
+            "MAIL_PORT": self.mail_port,
+            "MAIL_USE_TLS": self.mail_use_tls,
+            "MAIL_USE_SSL": self.mail_use_ssl,
+            "MAIL_USERNAME": self.mail_username or None,
+            "MAIL_PASSWORD": self.mail_password or None,
+            "MAIL_DEFAULT_SENDER": self.mail_default_sender,
+            "MAIL_SUPPRESS_SEND": False,
+        }
+
+
+_CONVERTERS: dict[str, Any] = {
+    "imap_security": lambda n, r: _as_choice(n, r, IMAP_SECURITY_MODES),
+    "triage_provider": lambda n, r: _as_choice(n, r, TRIAGE_PROVIDERS),
+    "log_level": lambda n, r: _as_choice(n, r.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")).upper(),
+    "sla_hours": _as_sla_hours,
+}
+_REQUIRED = ("secret_key", "jwt_secret_key")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: str | None = ".env",
+    **overrides: Any,
+) -> Settings:
+    """Build settings from `.env` (if present) overlaid with `environ` (default `os.environ`).
+
+    `overrides` (already typed, by field name) win over both; tests use them.
+    """
+    source: dict[str, str] = {}
+    if env_file and os.path.exists(env_file):
+        source.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    source.update(os.environ if environ is None else environ)
+
+    values: dict[str, Any] = {}
+    for spec in fields(Settings):
+        name = spec.name.upper()
+        if spec.name in overrides:
+            values[spec.name] = overrides[spec.name]
+            continue
+        raw = source.get(name)
+        if raw is None or (raw.strip() == "" and spec.name in _REQUIRED):
+            if spec.name in _REQUIRED:
+                raise SettingsError(f"{name}: is required (set it in the environment or .env)")
+            continue
+        if spec.name in _CONVERTERS:
+            values[spec.name] = _CONVERTERS[spec.name](name, raw)
+        elif spec.type == "int":
+            values[spec.name] = _as_int(name, raw)
+        elif spec.type == "float":
+            values[spec.name] = _as_float(name, raw)
+        elif spec.type == "bool":
+            values[spec.name] = _as_bool(name, raw)
+        else:
+            values[spec.name] = raw.strip()
+    settings = Settings(**values)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.mail_use_tls and settings.mail_use_ssl:
+        raise SettingsError("MAIL_USE_TLS: cannot be true together with MAIL_USE_SSL")
+    if not settings.mongo_uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise SettingsError(f"MONGO_URI: expected a mongodb:// or mongodb+srv:// URI, got {settings.mongo_uri!r}")
+    if settings.triage_provider == "gemini" and not settings.gemini_api_key:
+        raise SettingsError("GEMINI_API_KEY: is required when TRIAGE_PROVIDER=gemini")
+    if "@" not in settings.support_address:
+        raise SettingsError(f"SUPPORT_ADDRESS: expected an email address, got {settings.support_address!r}")
+    if not settings.app_url.startswith(("http://", "https://")):
+        raise SettingsError(f"APP_URL: expected an http(s) URL, got {settings.app_url!r}")

@@ -1,0 +1,45 @@
+"""MongoDB documents (mongoengine). The web app and the daemon meet only here."""
+
+from models.audit import AuditEvent, RevokedToken, record_audit
+from models.base import connect_db, disconnect_db, ensure_all_indexes, utcnow
+from models.mail import MailboxCursor, MailboxLease, MessageLedger, QuarantinedEmail
+from models.outbox import OutboundEmail, queue_email
+from models.taxonomy import Category, Skill
+from models.tickets import (
+    PRIORITIES,
+    STATUSES,
+    AttachmentRef,
+    Ticket,
+    TicketMessage,
+    TriageState,
+    next_ticket_number,
+)
+from models.users import ROLES, User, normalise_email
+
+__all__ = [
+    "PRIORITIES",
+    "ROLES",
+    "STATUSES",
+    "AttachmentRef",
+    "AuditEvent",
+    "Category",
+    "MailboxCursor",
+    "MailboxLease",
+    "MessageLedger",
+    "OutboundEmail",
+    "QuarantinedEmail",
+    "RevokedToken",
+    "Skill",
+    "Ticket",
+    "TicketMessage",
+    "TriageState",
+    "User",
+    "connect_db",
+    "disconnect_db",
+    "ensure_all_indexes",
+    "next_ticket_number",
+    "normalise_email",
+    "queue_email",
+    "record_audit",
+    "utcnow",
+]

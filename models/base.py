@@ -1,0 +1,59 @@
+"""Connection handling and helpers shared by all documents."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import mongoengine
+from pymongo.uri_parser import parse_uri
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now, truncated to milliseconds (what BSON stores), so round trips compare equal."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def connect_db(mongo_uri: str, db_name: str | None = None) -> None:
+    """Connect the default mongoengine alias; the database name comes from the URI unless given."""
+    name = db_name or parse_uri(mongo_uri).get("database") or "helpdesk"
+    mongoengine.disconnect()
+    mongoengine.connect(db=name, host=mongo_uri, uuidRepresentation="standard", tz_aware=False)
+
+
+def disconnect_db() -> None:
+    mongoengine.disconnect()
+
+
+def ensure_all_indexes() -> None:
+    """Create every index declared in `meta` (idempotent; run at start-up by both entry points)."""
+    from models import (
+        AuditEvent,
+        Category,
+        MailboxCursor,
+        MailboxLease,
+        MessageLedger,
+        OutboundEmail,
+        QuarantinedEmail,
+        RevokedToken,
+        Skill,
+        Ticket,
+        TicketMessage,
+        User,
+    )
+
+    for document in (
+        User,
+        Skill,
+        Category,
+        Ticket,
+        TicketMessage,
+        MessageLedger,
+        MailboxCursor,
+        MailboxLease,
+        QuarantinedEmail,
+        OutboundEmail,
+        AuditEvent,
+        RevokedToken,
+    ):
+        document.ensure_indexes()

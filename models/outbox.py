@@ -1,0 +1,86 @@
+"""Outbound email queue: every message is stored first, then sent (by the daemon's outbox job)."""
+
+from __future__ import annotations
+
+import uuid
+
+from mongoengine import (
+    DateTimeField,
+    Document,
+    EmbeddedDocument,
+    EmbeddedDocumentListField,
+    IntField,
+    ListField,
+    StringField,
+)
+
+from models.base import utcnow
+from models.mail import MessageLedger
+
+OUTBOX_KINDS = ("ack", "reply", "notification")
+OUTBOX_STATES = ("queued", "sending", "sent", "failed")
+
+
+class Header(EmbeddedDocument):
+    name = StringField(required=True)
+    value = StringField(required=True)
+
+
+class OutboundEmail(Document):
+    message_id = StringField(required=True, unique=True)
+    kind = StringField(choices=OUTBOX_KINDS, required=True)
+    ticket_number = IntField()
+    to = ListField(StringField(), required=True)
+    subject = StringField(required=True)
+    text = StringField(default="")
+    html = StringField(default="")
+    in_reply_to = StringField()
+    references = ListField(StringField())
+    headers = EmbeddedDocumentListField(Header)
+    state = StringField(choices=OUTBOX_STATES, default="queued")
+    attempts = IntField(default=0)
+    next_attempt_at = DateTimeField(default=utcnow)
+    lease_until = DateTimeField()
+    last_error = StringField()
+    created_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField()
+
+    meta = {"collection": "outbox", "indexes": [("state", "next_attempt_at"), "ticket_number"]}
+
+
+def make_message_id(domain: str) -> str:
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+def queue_email(
+    *,
+    kind: str,
+    to: list[str],
+    subject: str,
+    text: str,
+    domain: str,
+    ticket_number: int | None = None,
+    html: str = "",
+    in_reply_to: str | None = None,
+    references: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+    message_id: str | None = None,
+) -> OutboundEmail:
+    """Store an outbound email (and its Message-ID in the ledger, so replies to it thread)."""
+    email = OutboundEmail(
+        message_id=message_id or make_message_id(domain),
+        kind=kind,
+        ticket_number=ticket_number,
+        to=to,
+        subject=subject,
+        text=text,
+        html=html,
+        in_reply_to=in_reply_to,
+        references=references or [],
+        headers=[Header(name=k, value=v) for k, v in (headers or {}).items()],
+    ).save()
+    if ticket_number is not None:
+        MessageLedger(
+            message_id=email.message_id, ticket_number=ticket_number, direction="out", outcome="outbound"
+        ).save()
+    return email

@@ -1,0 +1,69 @@
+"""People: requesters (role `user`), moderators and admins."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from mongoengine import BooleanField, DateTimeField, Document, ListField, StringField
+
+from models.base import utcnow
+
+ROLES = ("user", "moderator", "admin")
+MIN_PASSWORD_LENGTH = 10
+_hasher = PasswordHasher()
+
+
+def normalise_email(address: str) -> str:
+    """Emails are unique case-insensitively: store them stripped and lower-cased."""
+    return address.strip().lower()
+
+
+def normalise_skills(skills: list[str]) -> list[str]:
+    """Lower-case, strip, drop empties and duplicates, keep order."""
+    seen: dict[str, None] = {}
+    for skill in skills:
+        name = skill.strip().lower()
+        if name:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+class User(Document):
+    email = StringField(required=True, unique=True, max_length=320)
+    name = StringField(max_length=200, default="")
+    role = StringField(required=True, choices=ROLES, default="user")
+    skills = ListField(StringField(max_length=64))
+    password_hash = StringField()
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+    last_assigned_at = DateTimeField()
+
+    meta = {"collection": "users", "indexes": ["role", "skills", ("role", "active")]}
+
+    def clean(self) -> None:
+        self.email = normalise_email(self.email or "")
+        self.skills = normalise_skills(self.skills or [])
+
+    def set_password(self, password: str) -> None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        self.password_hash = _hasher.hash(password)
+
+    def check_password(self, password: str) -> bool:
+        if not self.password_hash:
+            return False
+        try:
+            return _hasher.verify(self.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("moderator", "admin")
+
+    @classmethod
+    def by_email(cls, address: str) -> User | None:
+        return cls.objects(email=normalise_email(address)).first()
+
+    def __str__(self) -> str:
+        return self.email

@@ -1,0 +1,52 @@
+"""Settings: typed values from the environment, one clear line for a bad one."""
+
+import pytest
+
+from config import SettingsError, load_settings
+
+BASE = {"SECRET_KEY": "s" * 16, "JWT_SECRET_KEY": "j" * 16}
+
+
+def test_values_are_converted_to_their_types():
+    settings = load_settings({**BASE, "IMAP_PORT": "993", "MAIL_USE_TLS": "yes", "IMAP_SECURITY": "SSL"}, env_file=None)
+    assert settings.imap_port == 993
+    assert settings.mail_use_tls is True
+    assert settings.imap_security == "ssl"
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"IMAP_PORT": "abc"}, "IMAP_PORT"),
+        ({"IMAP_SECURITY": "tls13"}, "IMAP_SECURITY"),
+        ({"TRIAGE_PROVIDER": "openai"}, "TRIAGE_PROVIDER"),
+        ({"MAIL_USE_TLS": "maybe"}, "MAIL_USE_TLS"),
+        ({"MONGO_URI": "postgres://x"}, "MONGO_URI"),
+        ({"SLA_HOURS": "high=8"}, "SLA_HOURS"),
+        ({"TRIAGE_PROVIDER": "gemini"}, "GEMINI_API_KEY"),
+    ],
+)
+def test_bad_value_names_the_variable_in_one_line(env, names):
+    with pytest.raises(SettingsError) as info:
+        load_settings({**BASE, **env}, env_file=None)
+    message = str(info.value)
+    assert message.startswith(names + ":")
+    assert "\n" not in message
+
+
+def test_missing_secret_is_reported():
+    with pytest.raises(SettingsError, match="^JWT_SECRET_KEY: is required"):
+        load_settings({"SECRET_KEY": "x"}, env_file=None)
+
+
+def test_dotenv_file_is_read_and_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("SECRET_KEY=from-file\nJWT_SECRET_KEY=jwt-file\nPOLL_INTERVAL_SECONDS=7\n")
+    settings = load_settings({"POLL_INTERVAL_SECONDS": "9"}, env_file=str(env_file))
+    assert settings.secret_key == "from-file"
+    assert settings.poll_interval_seconds == 9
+
+
+def test_sla_hours_parse():
+    settings = load_settings({**BASE, "SLA_HOURS": "low=48,medium=12,high=4,urgent=1"}, env_file=None)
+    assert settings.sla_hours == {"low": 48.0, "medium": 12.0, "high": 4.0, "urgent": 1.0}

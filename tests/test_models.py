@@ -1,0 +1,70 @@
+"""The data model against the real embedded server."""
+
+import threading
+
+import pytest
+from mongoengine import NotUniqueError
+
+from models import MessageLedger, Ticket, User, next_ticket_number, queue_email
+
+
+def test_user_email_is_unique_case_insensitively(db):
+    User(email="Alice@Example.com", role="moderator").save()
+    with pytest.raises(NotUniqueError):
+        User(email="  alice@example.COM ", role="user").save()
+    assert User.by_email("ALICE@example.com").role == "moderator"
+
+
+def test_password_is_hashed_and_verified(db):
+    user = User(email="a@example.com", role="admin")
+    user.set_password("correct horse battery")
+    user.save()
+    stored = User.objects.get(id=user.id)
+    assert "correct horse" not in stored.password_hash
+    assert stored.check_password("correct horse battery")
+    assert not stored.check_password("wrong password!")
+
+
+def test_weak_password_is_refused():
+    with pytest.raises(ValueError, match="at least"):
+        User(email="a@example.com").set_password("short")
+
+
+def test_ticket_numbers_are_distinct_under_concurrency(db):
+    numbers: list[int] = []
+    lock = threading.Lock()
+
+    def allocate() -> None:
+        for _ in range(10):
+            number = next_ticket_number()
+            with lock:
+                numbers.append(number)
+
+    threads = [threading.Thread(target=allocate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(numbers) == list(range(1, 41))
+
+
+def test_ticket_source_message_id_is_unique(db):
+    Ticket(number=1, requester_email="c@example.com", source_message_id="<a@b>").save()
+    with pytest.raises(NotUniqueError):
+        Ticket(number=2, requester_email="c@example.com", source_message_id="<a@b>").save()
+
+
+def test_queued_email_is_recorded_in_the_ledger_for_threading(db):
+    email = queue_email(
+        kind="ack",
+        to=["c@example.com"],
+        subject="[#5] Hi",
+        text="t",
+        domain="example.test",
+        ticket_number=5,
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    entry = MessageLedger.objects.get(message_id=email.message_id)
+    assert entry.ticket_number == 5
+    assert entry.direction == "out"
+    assert email.headers[0].name == "Auto-Submitted"

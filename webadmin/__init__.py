@@ -1,0 +1,35 @@
+"""The web app: moderator pages, JSON API, Flask-Admin, and the `flask` CLI."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from config import Settings, load_settings
+from models import connect_db, ensure_all_indexes
+from webadmin.extensions import mail
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The one app factory. `settings` defaults to the environment (and `.env`)."""
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config.update(settings.flask_config())
+    app.extensions["settings"] = settings
+
+    connect_db(settings.mongo_uri)
+    ensure_all_indexes()
+    mail.init_app(app)
+
+    from webadmin.cli_users import skills_cli, users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(skills_cli)
+    return app
+
+
+def get_settings(app: Flask) -> Settings:
+    return app.extensions["settings"]
