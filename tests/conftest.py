@@ -21,15 +21,18 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
 
-TEST_DB_PORT = 27019
-TEST_MAIL_PORTS = {
+# TEST_SLOT (0-9) lets several test runs share a machine, each with its own ports and folders.
+TEST_SLOT = int(os.environ.get("TEST_SLOT", "0"))
+TEST_DB_PORT = 27019 + TEST_SLOT
+_BASE_MAIL_PORTS = {
     "IMAP_PORT": 11143,
     "IMAPS_PORT": 11993,
     "LMTP_PORT": 11024,
     "SMTP_IN_PORT": 11026,
     "SINK_PORT": 11025,
 }
-TEST_MAIL_DIR = f"/tmp/helpdesk-test-mail-{uuid.uuid5(uuid.NAMESPACE_URL, str(ROOT)).hex[:8]}"
+TEST_MAIL_PORTS = {name: port + 1000 * TEST_SLOT for name, port in _BASE_MAIL_PORTS.items()}
+TEST_MAIL_DIR = f"/tmp/helpdesk-test-mail-{uuid.uuid5(uuid.NAMESPACE_URL, str(ROOT)).hex[:8]}-{TEST_SLOT}"
 
 
 def _script(name: str, action: str, extra_env: dict[str, str]) -> None:
@@ -46,7 +49,7 @@ def db_server() -> str:
     if uri:
         yield uri
         return
-    env = {"DB_DIR": str(ROOT / ".cache" / "test-db"), "DB_PORT": str(TEST_DB_PORT)}
+    env = {"DB_DIR": str(ROOT / ".cache" / f"test-db-{TEST_SLOT}"), "DB_PORT": str(TEST_DB_PORT)}
     _script("db.sh", "purge", env)
     _script("db.sh", "start", env)
     yield f"mongodb://127.0.0.1:{TEST_DB_PORT}/"
@@ -108,7 +111,7 @@ def make_settings(mongo_uri: str, mail_stack: MailStack, **overrides: object) ->
         "support_address": "support@example.test",
         "app_url": "http://127.0.0.1:5000",
         "triage_provider": "local",
-        "model_dir": str(ROOT / ".cache" / "test-triage-model"),
+        "model_dir": str(ROOT / ".cache" / f"test-triage-model-{TEST_SLOT}"),
     }
     values.update(overrides)
     return load_settings(environ={}, env_file=None, **values)
