@@ -112,6 +112,10 @@ class Settings:
         default_factory=lambda: {"low": 72.0, "medium": 24.0, "high": 8.0, "urgent": 2.0}
     )
     model_dir: str = ".cache/triage-model"
+    jwt_access_minutes: int = 15
+    jwt_refresh_hours: int = 24
+    login_rate_limit: str = "10 per minute"
+    ratelimit_storage_uri: str = "memory://"
     log_level: str = "INFO"
 
     def flask_config(self) -> dict[str, Any]:
@@ -130,11 +134,23 @@ class Settings:
         }
 
 
+def _as_rate_limit(name: str, raw: str) -> str:
+    """A Flask-Limiter rate string such as `10 per minute` or `5/minute;100/day`."""
+    from limits import parse_many
+
+    try:
+        parse_many(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}: expected a rate like '10 per minute', got {raw!r}") from None
+    return raw.strip()
+
+
 _CONVERTERS: dict[str, Any] = {
     "imap_security": lambda n, r: _as_choice(n, r, IMAP_SECURITY_MODES),
     "triage_provider": lambda n, r: _as_choice(n, r, TRIAGE_PROVIDERS),
     "log_level": lambda n, r: _as_choice(n, r.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")).upper(),
     "sla_hours": _as_sla_hours,
+    "login_rate_limit": lambda n, r: _as_rate_limit(n, r),
 }
 _REQUIRED = ("secret_key", "jwt_secret_key")
 
