@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import mongoengine
+from bson.regex import Regex
+from mongoengine import fields as mongo_fields
 from pymongo.uri_parser import parse_uri
+
+_original_prepare_query_value = mongo_fields.StringField.prepare_query_value
+
+
+def _portable_regex(self: mongo_fields.StringField, op: str, value: object) -> object:
+    """mongoengine sends `icontains` & co. as compiled patterns, which pymongo encodes with flags "iu";
+    FerretDB rejects the "u" flag (docs/db-compat.md), so send a plain BSON regex with only "i"."""
+    prepared = _original_prepare_query_value(self, op, value)
+    if isinstance(prepared, re.Pattern):
+        return Regex(prepared.pattern, "i" if prepared.flags & re.IGNORECASE else "")
+    return prepared
+
+
+mongo_fields.StringField.prepare_query_value = _portable_regex  # type: ignore[method-assign]
 
 
 def utcnow() -> dt.datetime:

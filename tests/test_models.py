@@ -68,3 +68,13 @@ def test_queued_email_is_recorded_in_the_ledger_for_threading(db):
     assert entry.ticket_number == 5
     assert entry.direction == "out"
     assert email.headers[0].name == "Auto-Submitted"
+
+
+def test_case_insensitive_search_works_on_the_embedded_server(db):
+    """Regression: mongoengine's icontains sent regex flags FerretDB rejects ("invalid flag in regex options: u")."""
+    Ticket(
+        number=1, subject="Printer ÄRGER on floor 3", requester_email="c@example.com", source_message_id="<1@x>"
+    ).save()
+    Ticket(number=2, subject="Invoice", requester_email="c@example.com", source_message_id="<2@x>").save()
+    assert [t.number for t in Ticket.objects(subject__icontains="printer ärger")] == [1]
+    assert [t.number for t in Ticket.objects(subject__istartswith="INVOICE")] == [2]
