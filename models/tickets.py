@@ -47,6 +47,8 @@ class TriageState(EmbeddedDocument):
     started_at = DateTimeField()
     completed_at = DateTimeField()
     human_fields = ListField(StringField())  # fields a human set: training labels for the offline model
+    generation = IntField(default=0)  # bumped by a re-triage request; part of the unique claim id
+    injection_signals = ListField(StringField())  # which instruction-like patterns the email matched
 
 
 class AttachmentRef(EmbeddedDocument):
