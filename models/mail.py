@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mongoengine import DateTimeField, Document, FileField, IntField, StringField
+import hashlib
+
+from mongoengine import BooleanField, DateTimeField, Document, FileField, IntField, ObjectIdField, StringField
 
 from models.base import utcnow
 
@@ -13,16 +15,33 @@ class MessageLedger(Document):
     """Every Message-ID we have processed or sent, and the ticket it belongs to.
 
     The unique index makes ingestion idempotent and lets replies thread by In-Reply-To/References.
+    `_id` is a hash of the Message-ID: lookups by `_id` are the only indexed reads on FerretDB.
     """
 
+    key = StringField(primary_key=True)
     message_id = StringField(required=True, unique=True)
     ticket_number = IntField()
+    ticket_id = ObjectIdField()
+    complete = BooleanField(default=True)  # False: intent recorded, ticket creation not finished yet
     direction = StringField(choices=("in", "out"), default="in")
     outcome = StringField(choices=LEDGER_OUTCOMES, required=True)
     detail = StringField(default="")
     created_at = DateTimeField(default=utcnow)
 
     meta = {"collection": "message_ledger", "indexes": ["ticket_number"]}
+
+    def clean(self) -> None:
+        self.key = self.key or ledger_key(self.message_id)
+
+    @classmethod
+    def lookup(cls, message_id: str) -> MessageLedger | None:
+        return cls.objects(key=ledger_key(message_id)).first()
+
+
+def ledger_key(message_id: str) -> str:
+    """The ledger `_id` for a Message-ID (case of the local part kept; angle brackets normalised)."""
+    normalised = "<" + message_id.strip().strip("<>") + ">"
+    return hashlib.sha256(normalised.encode("utf-8", "replace")).hexdigest()[:40]
 
 
 class MailboxCursor(Document):
@@ -39,13 +58,19 @@ class MailboxCursor(Document):
 
 
 class MailboxLease(Document):
-    """Only the holder of an unexpired lease reads a mailbox; other daemon instances wait."""
+    """Only the holder of an unexpired lease reads a mailbox; other daemon instances wait.
 
-    name = StringField(required=True, unique=True)
+    One document per (mailbox, generation), `_id` = f"{name}:{generation}": taking over an expired
+    lease means inserting the next generation, which the unique `_id` lets only one instance do.
+    """
+
+    key = StringField(primary_key=True)
+    name = StringField(required=True)
+    generation = IntField(required=True)
     holder = StringField(required=True)
     expires_at = DateTimeField(required=True)
 
-    meta = {"collection": "mailbox_leases"}
+    meta = {"collection": "mailbox_leases", "indexes": [("name", "-generation")]}
 
 
 class QuarantinedEmail(Document):

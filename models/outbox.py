@@ -11,6 +11,7 @@ from mongoengine import (
     EmbeddedDocumentListField,
     IntField,
     ListField,
+    NotUniqueError,
     StringField,
 )
 
@@ -80,7 +81,15 @@ def queue_email(
         headers=[Header(name=k, value=v) for k, v in (headers or {}).items()],
     ).save()
     if ticket_number is not None:
-        MessageLedger(
-            message_id=email.message_id, ticket_number=ticket_number, direction="out", outcome="outbound"
-        ).save()
+        record_outbound(email.message_id, ticket_number)
     return email
+
+
+def record_outbound(message_id: str, ticket_number: int) -> None:
+    """Remember an outbound Message-ID so that replies to it thread into the ticket (idempotent)."""
+    try:
+        MessageLedger(message_id=message_id, ticket_number=ticket_number, direction="out", outcome="outbound").save(
+            force_insert=True
+        )
+    except NotUniqueError:
+        pass

@@ -1,0 +1,211 @@
+"""One entry point for every inbound email: `ingest(raw, settings) -> Outcome`.
+
+Used by the poller, the `flask mail ingest` CLI and the tests. The Message-ID ledger decides
+duplicates; a new ticket is announced in the ledger (intent) before it is written, so a retry
+after a crash finishes the same ticket instead of creating another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from mongoengine import NotUniqueError
+from pymongo.errors import ConnectionFailure
+
+from config import Settings
+from daemon import store
+from daemon.acknowledge import queue_acknowledgement
+from daemon.outcomes import Created, Duplicate, Ignored, Outcome, Quarantined, Threaded
+from daemon.parse import ParsedEmail, UnparseableEmail, parse_email
+from models import MessageLedger, QuarantinedEmail, Ticket, next_ticket_number, utcnow
+from models.mail import ledger_key
+
+logger = logging.getLogger(__name__)
+MAX_THREAD_LOOKUPS = 20
+
+
+def ingest(raw: bytes, settings: Settings, *, source: str = "cli", send_ack: bool = True) -> Outcome:
+    """Turn one raw email into a ticket, a thread entry, a recorded auto-message, or a quarantine record.
+
+    `send_ack=False` leaves a new acknowledgement queued (the poller sends a batch's at once).
+    Database outages propagate (the caller retries the message later); anything else that goes
+    wrong with this message quarantines it, so a poison message never blocks the ones behind it.
+    """
+    return _ingest(raw, settings, source=source, send_ack=send_ack, quarantine=None)
+
+
+def reingest_quarantined(quarantine_id: str, settings: Settings) -> Outcome:
+    """Run a quarantined message through ingestion again (after a fix); the record keeps the result."""
+    record = QuarantinedEmail.objects(id=quarantine_id).first()
+    if record is None:
+        raise LookupError(f"no quarantined email {quarantine_id}")
+    raw = record.raw.read() or b""
+    MessageLedger.objects(key=_quarantine_ledger_key(raw)).delete()
+    outcome = _ingest(raw, settings, source="reingest", send_ack=True, quarantine=record)
+    record.reingested_at = utcnow()
+    record.reingest_result = outcome.describe()
+    record.save()
+    logger.info("re-ingested quarantined %s: %s", quarantine_id, outcome.describe())
+    return outcome
+
+
+def _ingest(
+    raw: bytes, settings: Settings, *, source: str, send_ack: bool, quarantine: QuarantinedEmail | None
+) -> Outcome:
+    try:
+        parsed = parse_email(raw)
+    except UnparseableEmail as exc:
+        return _quarantine(raw, str(exc), settings, source, None, quarantine)
+    except Exception as exc:  # the parser must never take the daemon down
+        logger.exception("parser failed on a message from %s", source)
+        return _quarantine(raw, f"parser error: {type(exc).__name__}: {exc}"[:500], settings, source, None, quarantine)
+    try:
+        outcome = _route(parsed, settings)
+    except ConnectionFailure:
+        raise
+    except Exception as exc:
+        logger.exception("ingest failed for %s", _redact(parsed.message_id))
+        reason = f"ingest error: {type(exc).__name__}: {exc}"[:500]
+        return _quarantine(raw, reason, settings, source, parsed, quarantine)
+    if send_ack and isinstance(outcome, Created) and outcome.ack_id:
+        from daemon.outbox import send_one
+
+        send_one(outcome.ack_id, settings)
+    return outcome
+
+
+def _route(parsed: ParsedEmail, settings: Settings) -> Outcome:
+    entry = MessageLedger.lookup(parsed.message_id)
+    if entry is not None and entry.complete:
+        return Duplicate(entry.ticket_number)
+    if entry is not None:  # an earlier attempt announced a ticket and crashed: finish it
+        return _create(parsed, settings, number=entry.ticket_number, retry=True)
+
+    ours = {settings.support_address.lower(), settings.mail_default_sender.lower(), settings.imap_user.lower()}
+    if parsed.from_address in ours:
+        return _record(parsed, Ignored("sent from our own address"), "ignored")
+    ticket = _find_thread(parsed)
+    if parsed.is_bounce:
+        return _bounce(parsed, settings, ticket)
+    if ticket is None and parsed.subject_ticket_number:
+        ticket = _ticket_by_subject_token(parsed)
+    if ticket is not None:
+        reopen = not parsed.auto_submitted
+        was_closed = store.is_reopenable(ticket)
+        store.append_message(ticket, parsed, settings, reopen=reopen)
+        outcome = Threaded(ticket.number, reopened=reopen and was_closed)
+        return _record(parsed, outcome, "threaded", ticket)
+    if parsed.auto_submitted:
+        return _record(parsed, Ignored(f"auto-reply ({parsed.auto_reason})"), "ignored")
+    return _create(parsed, settings, number=None, retry=False)
+
+
+def _create(parsed: ParsedEmail, settings: Settings, *, number: int | None, retry: bool) -> Outcome:
+    if number is None:
+        number = next_ticket_number()
+        try:
+            MessageLedger(message_id=parsed.message_id, ticket_number=number, outcome="created", complete=False).save(
+                force_insert=True
+            )
+        except NotUniqueError:  # another ingester took this message between our lookup and now
+            return Duplicate(None)
+    requester = store.get_or_create_requester(parsed.from_address, parsed.from_name)
+    ticket = store.create_ticket(parsed, settings, number, requester)
+    store.append_message(ticket, parsed, settings, reopen=False)
+    ack = queue_acknowledgement(ticket, parsed, settings, retry=retry)
+    MessageLedger.objects(key=ledger_key(parsed.message_id)).update_one(
+        set__complete=True, set__ticket_id=ticket.id, set__ticket_number=ticket.number
+    )
+    return Created(ticket.number, acknowledged=ack is not None, ack_id=str(ack.id) if ack else None)
+
+
+def _find_thread(parsed: ParsedEmail) -> Ticket | None:
+    """The ticket an email answers, by In-Reply-To/References (ours and the customer's own)."""
+    candidates = parsed.thread_ids[:MAX_THREAD_LOOKUPS]
+    if parsed.bounce_original_message_id:
+        candidates.insert(0, parsed.bounce_original_message_id)
+    for message_id in candidates:
+        entry = MessageLedger.lookup(message_id)
+        if entry is None or not entry.ticket_number:
+            continue
+        ticket = store.ticket_by_id(entry.ticket_id) or store.ticket_by_number(entry.ticket_number)
+        if ticket is not None:
+            return ticket
+    return None
+
+
+def _ticket_by_subject_token(parsed: ParsedEmail) -> Ticket | None:
+    """`[#N]` threads only for the requester or a participant: anyone else could quote a number."""
+    ticket = store.ticket_by_number(parsed.subject_ticket_number)
+    if ticket is None:
+        return None
+    allowed = {ticket.requester_email.lower(), *(ticket.participants or [])}
+    if parsed.from_address in allowed:
+        return ticket
+    logger.info("[#%s] in the subject from a non-participant: opening a new ticket", ticket.number)
+    return None
+
+
+def _bounce(parsed: ParsedEmail, settings: Settings, ticket: Ticket | None) -> Outcome:
+    if ticket is None:
+        return _record(parsed, Ignored("bounce for an unknown message"), "bounce")
+    store.append_message(ticket, parsed, settings, kind="note", public=False, reopen=False)
+    return _record(parsed, Threaded(ticket.number, note=True), "bounce", ticket)
+
+
+def _record(parsed: ParsedEmail, outcome: Outcome, ledger_outcome: str, ticket: Ticket | None = None) -> Outcome:
+    detail = outcome.describe()[:500]
+    try:
+        MessageLedger(
+            message_id=parsed.message_id,
+            ticket_number=ticket.number if ticket else None,
+            ticket_id=ticket.id if ticket else None,
+            outcome=ledger_outcome,
+            detail=detail,
+        ).save(force_insert=True)
+    except NotUniqueError:
+        pass
+    return outcome
+
+
+def _quarantine(
+    raw: bytes,
+    reason: str,
+    settings: Settings,
+    source: str,
+    parsed: ParsedEmail | None,
+    existing: QuarantinedEmail | None,
+) -> Outcome:
+    if existing is not None:  # a re-ingest that failed again: keep one record, with the new reason
+        existing.reason = reason
+        existing.save()
+        return Quarantined(reason, str(existing.id))
+    try:
+        MessageLedger(
+            message_id=f"<{_quarantine_ledger_key(raw)}@quarantine.invalid>",
+            key=_quarantine_ledger_key(raw),
+            outcome="quarantined",
+            detail=reason[:500],
+        ).save(force_insert=True)
+    except NotUniqueError:
+        return Duplicate(None)  # these exact bytes are already in quarantine
+    record = QuarantinedEmail(
+        reason=reason,
+        size=len(raw),
+        message_id=parsed.message_id if parsed else "",
+        sender=parsed.from_address if parsed else "",
+        subject=(parsed.subject if parsed else "")[:998],
+        mailbox=source[:200],
+    )
+    record.raw.put(raw, content_type="message/rfc822", filename="message.eml")
+    record.save()
+    return Quarantined(reason, str(record.id))
+
+
+def _quarantine_ledger_key(raw: bytes) -> str:
+    return "q-" + hashlib.sha256(raw).hexdigest()[:38]
+
+
+def _redact(message_id: str) -> str:
+    return hashlib.sha256(message_id.encode()).hexdigest()[:12]

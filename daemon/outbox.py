@@ -1,0 +1,151 @@
+"""Send stored outbound emails through Flask-Mail, with retries, backoff and a claim per attempt.
+
+Each attempt is claimed by inserting `_id = f"{email_id}:{attempt}"` (unique, so exactly one sender
+wins even on FerretDB, whose conditional updates are not atomic). A sender that crashes mid-send
+leaves the email in "sending" until its lease expires; then the next attempt is claimed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+import threading
+from contextlib import ExitStack
+
+from flask import Flask
+from flask_mail import Mail, Message
+from pymongo.errors import DuplicateKeyError
+
+from config import Settings
+from models import OutboundEmail, utcnow
+
+logger = logging.getLogger(__name__)
+CLAIMS = "outbox_claims"
+SEND_LEASE = dt.timedelta(seconds=120)
+MAX_BACKOFF = 3600.0
+_apps: dict[int, tuple[Settings, Flask, Mail]] = {}
+_apps_lock = threading.Lock()
+
+
+def send_one(email_id: object, settings: Settings) -> bool:
+    """Send one stored email now (also a failed one: a manual retry). True when it went out."""
+    email = OutboundEmail.objects(id=email_id).first()
+    if email is None or email.state == "sent":
+        return False
+    if email.state == "sending" and email.lease_until and email.lease_until > utcnow():
+        return False
+    if not _claim(email):
+        return False
+    return _send_claimed([email], settings) == 1
+
+
+def send_due(settings: Settings, limit: int = 50) -> int:
+    """Send queued emails whose time has come (and ones a crashed sender left); returns how many went out."""
+    now = utcnow()
+    due = list(OutboundEmail.objects(state="queued", next_attempt_at__lte=now).order_by("next_attempt_at")[:limit])
+    stale = OutboundEmail.objects(state="sending", lease_until__lt=now)[: max(0, limit - len(due))]
+    claimed = [email for email in [*due, *stale] if _claim(email)]
+    return _send_claimed(claimed, settings) if claimed else 0
+
+
+def retry_failed(email_id: object) -> bool:
+    """Put a failed email back in the queue for the next outbox pass (the web panel's "retry")."""
+    return bool(
+        OutboundEmail.objects(id=email_id, state="failed").update_one(
+            set__state="queued", set__next_attempt_at=utcnow(), set__attempts=0
+        )
+    )
+
+
+def _claim(email: OutboundEmail) -> bool:
+    attempt = (email.attempts or 0) + 1
+    claims = OutboundEmail._get_db()[CLAIMS]
+    try:
+        claims.insert_one({"_id": f"{email.id}:{attempt}", "at": utcnow()})
+    except DuplicateKeyError:
+        held = claims.find_one({"_id": f"{email.id}:{attempt}"}) or {}
+        if held.get("at") and held["at"] < utcnow() - SEND_LEASE:
+            # its sender died before recording the attempt: skip that number so the next claim can win
+            OutboundEmail.objects(id=email.id, attempts=attempt - 1).update_one(set__attempts=attempt)
+        return False
+    lease = utcnow() + SEND_LEASE
+    OutboundEmail.objects(id=email.id).update_one(set__state="sending", set__attempts=attempt, set__lease_until=lease)
+    email.attempts, email.state, email.lease_until = attempt, "sending", lease
+    return True
+
+
+def _send_claimed(emails: list[OutboundEmail], settings: Settings) -> int:
+    """Send claimed emails over one SMTP connection; record success or the error on each record."""
+    app, mail = _mail_app(settings)
+    sent = 0
+    with app.app_context(), ExitStack() as stack:
+        connection = None
+        for index, email in enumerate(emails):
+            try:
+                if connection is None:
+                    connection = stack.enter_context(mail.connect())
+                connection.send(_build(email, settings))
+            except (OSError, smtplib.SMTPException, ValueError) as exc:
+                _failed(email, settings, f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, OSError | smtplib.SMTPServerDisconnected):
+                    for rest in emails[index + 1 :]:  # the server is unreachable: give the rest back untouched
+                        _release(rest)
+                    break
+                continue
+            OutboundEmail.objects(id=email.id).update_one(
+                set__state="sent", set__sent_at=utcnow(), unset__lease_until=True, unset__last_error=True
+            )
+            email.state = "sent"
+            sent += 1
+            logger.info("sent %s for #%s (attempt %s)", email.kind, email.ticket_number, email.attempts)
+    return sent
+
+
+def _failed(email: OutboundEmail, settings: Settings, error: str) -> None:
+    final = email.attempts >= settings.outbox_max_attempts
+    delay = min(MAX_BACKOFF, settings.outbox_backoff_seconds * 2 ** max(0, email.attempts - 1))
+    OutboundEmail.objects(id=email.id).update_one(
+        set__state="failed" if final else "queued",
+        set__last_error=error[:1000],
+        set__next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
+        unset__lease_until=True,
+    )
+    email.state = "failed" if final else "queued"
+    log = logger.error if final else logger.warning
+    log("sending %s for #%s failed (attempt %s): %s", email.kind, email.ticket_number, email.attempts, error)
+
+
+def _release(email: OutboundEmail) -> None:
+    """Undo a claim that was never tried (the attempt number stays used; the count is informational)."""
+    OutboundEmail.objects(id=email.id).update_one(set__state="queued", unset__lease_until=True)
+    email.state = "queued"
+
+
+def _build(email: OutboundEmail, settings: Settings) -> Message:
+    headers = {header.name: header.value for header in email.headers}
+    if email.in_reply_to:
+        headers["In-Reply-To"] = email.in_reply_to
+    if email.references:
+        headers["References"] = " ".join(email.references)
+    message = Message(
+        subject=email.subject,
+        recipients=list(email.to),
+        body=email.text or "",
+        html=email.html or None,
+        sender=settings.mail_default_sender,
+        extra_headers=headers,
+    )
+    message.msgId = email.message_id
+    return message
+
+
+def _mail_app(settings: Settings) -> tuple[Flask, Mail]:
+    """A minimal Flask app carrying the Mail extension, one per settings object."""
+    with _apps_lock:
+        entry = _apps.get(id(settings))  # the entry keeps `settings` alive, so its id is not reused
+        if entry is None:
+            app = Flask("daemon.outbox")
+            app.config.update(settings.flask_config())
+            entry = _apps[id(settings)] = (settings, app, Mail(app))
+        return entry[1], entry[2]

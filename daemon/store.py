@@ -1,0 +1,150 @@
+"""Database writes for ingestion: requesters, attachments, tickets and their thread entries.
+
+Every write is ordered so that a crash midway can be retried: unique keys (ticket number, source
+Message-ID, thread-entry Message-ID, user email) turn a repeated insert into "already there".
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mongoengine import NotUniqueError
+
+from config import Settings
+from daemon.parse import ParsedEmail
+from models import AttachmentRef, Ticket, TicketMessage, User, utcnow
+from models.tickets import sla_due
+
+logger = logging.getLogger(__name__)
+REOPENABLE = ("resolved", "closed")
+
+
+def get_or_create_requester(address: str, name: str) -> User:
+    """The requester's user (role "user"), created on first contact. Insert first: only `_id` reads are fast."""
+    try:
+        return User(email=address, name=name[:200], role="user").save(force_insert=True)
+    except NotUniqueError:
+        user = User.by_email(address)
+        if user is None:  # pragma: no cover - the unique index said it exists
+            raise
+        return user
+
+
+def participants_of(parsed: ParsedEmail, settings: Settings) -> list[str]:
+    ours = {settings.support_address.lower(), settings.mail_default_sender.lower(), settings.imap_user.lower()}
+    return [address for address in parsed.addresses() if address not in ours]
+
+
+def store_attachments(parsed: ParsedEmail, settings: Settings) -> list[AttachmentRef]:
+    """Attachments into GridFS; ones over the size limit are recorded without their bytes."""
+    refs: list[AttachmentRef] = []
+    for attachment in parsed.attachments:
+        ref = AttachmentRef(
+            filename=attachment.filename or "attachment",
+            content_type=attachment.content_type,
+            size=attachment.size,
+            content_id=attachment.content_id or None,
+            inline=attachment.inline,
+        )
+        if attachment.size > settings.attachment_max_bytes:
+            ref.skipped_reason = f"over the size limit ({attachment.size} > {settings.attachment_max_bytes} bytes)"
+        else:
+            ref.file.put(attachment.data, content_type=attachment.content_type, filename=ref.filename)
+        refs.append(ref)
+    return refs
+
+
+def create_ticket(parsed: ParsedEmail, settings: Settings, number: int, requester: User) -> Ticket:
+    """Insert ticket `number` for this email, or return the one a crashed earlier attempt created."""
+    now = utcnow()
+    ticket = Ticket(
+        number=number,
+        subject=parsed.subject or "(no subject)",
+        requester=requester,
+        requester_email=parsed.from_address,
+        participants=participants_of(parsed, settings),
+        source_message_id=parsed.message_id,
+        created_at=now,
+        updated_at=now,
+        last_message_at=now,
+        message_count=0,
+    )
+    ticket.sla_due_at = sla_due(now, ticket.priority, settings.sla_hours)
+    try:
+        return ticket.save(force_insert=True)
+    except NotUniqueError:
+        existing = Ticket.objects(source_message_id=parsed.message_id).first()
+        if existing is None:
+            raise
+        logger.info("ticket #%s already existed for this message (retry after a crash)", existing.number)
+        return existing
+
+
+def append_message(
+    ticket: Ticket,
+    parsed: ParsedEmail,
+    settings: Settings,
+    *,
+    kind: str = "inbound",
+    public: bool = True,
+    author: User | None = None,
+    reopen: bool = True,
+) -> bool:
+    """Add the email to the ticket's thread and bump the ticket; False when it was already there."""
+    entry = TicketMessage(
+        ticket=ticket,
+        ticket_number=ticket.number,
+        kind=kind,
+        public=public,
+        message_id=parsed.message_id,
+        in_reply_to=parsed.in_reply_to,
+        references=parsed.references[-50:],
+        author=author,
+        from_address=parsed.from_address,
+        from_name=parsed.from_name,
+        to=parsed.to,
+        cc=parsed.cc,
+        subject=parsed.subject,
+        sent_at=parsed.date,
+        text=parsed.text,
+        new_text=parsed.new_text,
+        html=parsed.html,
+        auto_submitted=parsed.auto_submitted,
+    )
+    entry.attachments = store_attachments(parsed, settings)
+    try:
+        entry.save(force_insert=True)
+    except NotUniqueError:
+        # retry after a crash between the insert and the bump: recount instead of bumping twice
+        Ticket.objects(id=ticket.id).update_one(set__message_count=TicketMessage.objects(ticket=ticket).count())
+        return False
+    _bump(ticket, parsed, settings, count_as_customer=kind == "inbound", reopen=reopen and public)
+    return True
+
+
+def _bump(ticket: Ticket, parsed: ParsedEmail, settings: Settings, *, count_as_customer: bool, reopen: bool) -> None:
+    now = utcnow()
+    update: dict[str, object] = {"inc__message_count": 1, "set__updated_at": now}
+    if count_as_customer:
+        update["set__last_message_at"] = now
+        new_participants = [a for a in participants_of(parsed, settings) if a not in (ticket.participants or [])]
+        if new_participants:
+            update["add_to_set__participants"] = new_participants
+    Ticket.objects(id=ticket.id).update_one(**update)
+    if reopen and ticket.status in REOPENABLE:
+        Ticket.objects(id=ticket.id, status__in=REOPENABLE).update_one(
+            set__status="open", unset__resolved_at=True, set__updated_at=now
+        )
+        ticket.status = "open"
+
+
+def is_reopenable(ticket: Ticket) -> bool:
+    return ticket.status in REOPENABLE
+
+
+def ticket_by_number(number: int | None) -> Ticket | None:
+    return Ticket.objects(number=number).first() if number else None
+
+
+def ticket_by_id(ticket_id: object) -> Ticket | None:
+    return Ticket.objects(id=ticket_id).first() if ticket_id else None
