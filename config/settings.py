@@ -106,6 +106,10 @@ class Settings:
     triage_max_attempts: int = 5
     triage_review_threshold: float = 0.45
     poll_interval_seconds: int = 30
+    imap_idle_seconds: float = 1.0  # leave IDLE this often to re-check the mailbox, lease and shutdown
+    mailbox_lease_seconds: int = 60
+    outbox_max_attempts: int = 6
+    outbox_backoff_seconds: float = 5.0  # first retry delay; doubles per attempt, capped at an hour
     ack_limit_per_hour: int = 5
     attachment_max_bytes: int = 10 * 1024 * 1024
     sla_hours: dict[str, float] = field(
