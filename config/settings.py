@@ -102,6 +102,8 @@ class Settings:
     gemini_api_version: str = "v1beta"
     gemini_requests_per_minute: int = 60
     gemini_concurrency: int = 4
+    gemini_timeout_seconds: float = 30.0
+    gemini_max_retries: int = 3
     triage_provider: str = "auto"
     triage_max_attempts: int = 5
     triage_review_threshold: float = 0.45

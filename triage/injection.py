@@ -43,3 +43,9 @@ def injection_signals(text: str) -> list[str]:
         if pattern.search(text or ""):
             found.setdefault(label, None)
     return list(found)
+
+
+def without_instructions(text: str) -> str:
+    """`text` minus the sentences that try to instruct the model (for an unsteered priority estimate)."""
+    sentences = re.split(r"(?<=[.!?\n])\s*", text or "")
+    return " ".join(s for s in sentences if not any(p.search(s) for _, p in _COMPILED)).strip()

@@ -14,6 +14,7 @@ from triage.local import ModelStore
 from triage.provider import ProviderError, ProviderUnavailable, Taxonomy, TriageInput, TriageResult
 
 logger = logging.getLogger(__name__)
+_STORES: dict[str, ModelStore] = {}  # one loaded model per directory, shared by providers
 
 
 class LocalProvider:
@@ -21,7 +22,7 @@ class LocalProvider:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = ModelStore(settings.model_dir)
+        self.store = _STORES.setdefault(settings.model_dir, ModelStore(settings.model_dir))
         self._lock = threading.Lock()
 
     def triage(self, item: TriageInput, taxonomy: Taxonomy) -> TriageResult:
