@@ -24,6 +24,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     ensure_all_indexes()
     mail.init_app(app)
 
+    from webadmin.setup import init_web
+
+    init_web(app, settings)
+
     from webadmin.cli_users import skills_cli, users_cli
 
     app.cli.add_command(users_cli)

@@ -1,0 +1,34 @@
+"""Run the web panel with Flask's development server.
+
+Production: `gunicorn -w 4 -b 127.0.0.1:8000 'webadmin:create_app()'` (settings come from the environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from config import SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Helpdesk web panel (development server)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--debug", action="store_true", help="Flask debug mode (never in production)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from webadmin import create_app
+
+    create_app(settings).run(host=args.host, port=args.port, debug=args.debug)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

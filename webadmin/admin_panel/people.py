@@ -1,0 +1,80 @@
+"""Users (role, skills, active, reset password), skills and categories."""
+
+from __future__ import annotations
+
+from flask_jwt_extended import current_user
+from wtforms import PasswordField, StringField
+from wtforms.validators import Optional, ValidationError
+
+from models import Skill, User, record_audit
+from models.users import MIN_PASSWORD_LENGTH, normalise_skills
+from webadmin.admin_panel.base import SecureModelView, parse_csv
+from webadmin.ticket_actions import reroute_open_tickets_of
+
+
+class UserView(SecureModelView):
+    column_list = ("email", "name", "role", "skills", "active", "created_at", "last_assigned_at")
+    column_filters = ("role", "active", "email")
+    column_searchable_list = ("email", "name")
+    column_default_sort = "email"
+    form_columns = ("email", "name", "role", "active", "skills_csv", "new_password", "reason")
+    form_extra_fields = {
+        "skills_csv": StringField("Skills", description="comma-separated, e.g. billing, postgres"),
+        "new_password": PasswordField(
+            "New password", [Optional()], description=f"leave empty to keep; at least {MIN_PASSWORD_LENGTH} characters"
+        ),
+        "reason": StringField("Reason", description="why you change the role or deactivate (audit log)"),
+    }
+
+    def on_form_prefill(self, form, id) -> None:  # noqa: A002,ANN001 - Flask-Admin's signature
+        user = User.objects(id=id).first()
+        form.skills_csv.data = ", ".join(user.skills) if user else ""
+
+    def on_model_change(self, form, model: User, is_created: bool) -> None:  # noqa: ANN001
+        before = None if is_created else User.objects(id=model.id).first()
+        actor = current_user.email
+        model.skills = normalise_skills(parse_csv(form.skills_csv.data))
+        unknown = set(model.skills) - set(Skill.objects.distinct("name"))
+        if unknown:
+            raise ValidationError(f"Unknown skills: {', '.join(sorted(unknown))} (add them under Skills first)")
+        if form.new_password.data:
+            model.set_password(form.new_password.data)  # ValueError for a weak password is shown as a flash
+        if model.role != "user" and not model.password_hash:
+            raise ValidationError("Moderators and admins need a password.")
+        reason = (form.reason.data or "").strip()
+        if before is not None and before.id == current_user.id and (model.role != "admin" or not model.active):
+            raise ValidationError("You cannot demote or deactivate yourself.")
+        model._lost_staff = False
+        if is_created:
+            record_audit(actor, "user_create", f"user:{model.email}", detail=f"role={model.role}", reason=reason)
+            return
+        if before.role != model.role:
+            record_audit(
+                actor, "role_change", f"user:{model.email}", detail=f"{before.role} -> {model.role}", reason=reason
+            )
+            model._lost_staff = before.role == "moderator"
+        if before.active != model.active:
+            record_audit(actor, "activate" if model.active else "deactivate", f"user:{model.email}", reason=reason)
+            model._lost_staff = model._lost_staff or not model.active
+        if list(before.skills) != list(model.skills):
+            record_audit(actor, "skills_change", f"user:{model.email}", detail=f"{before.skills} -> {model.skills}")
+        if form.new_password.data:
+            record_audit(actor, "password_reset", f"user:{model.email}", reason=reason)
+
+    def after_model_change(self, form, model: User, is_created: bool) -> None:  # noqa: ANN001
+        if getattr(model, "_lost_staff", False):
+            reroute_open_tickets_of(model, current_user)
+
+
+class SkillView(SecureModelView):
+    column_list = ("name", "description", "keywords", "active")
+    column_searchable_list = ("name", "description")
+    column_default_sort = "name"
+    form_columns = ("name", "description", "keywords", "active")
+
+
+class CategoryView(SecureModelView):
+    column_list = ("name", "description", "default_skills", "keywords", "active")
+    column_searchable_list = ("name", "description")
+    column_default_sort = "name"
+    form_columns = ("name", "description", "default_skills", "keywords", "active")

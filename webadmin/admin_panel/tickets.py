@@ -1,0 +1,175 @@
+"""Tickets (filters, search, reassign, bulk actions), escalations and the triage review queue."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from flask import flash, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_jwt_extended import current_user
+from markupsafe import Markup, escape
+from werkzeug.wrappers import Response
+from wtforms import SelectField, StringField
+from wtforms.validators import ValidationError
+
+from models import Category, Skill, Ticket, User
+from webadmin import ticket_actions
+from webadmin.admin_panel.base import SecureModelView, parse_csv, require_reason
+
+UNASSIGNED = ""
+
+
+def staff_choices() -> list[tuple[str, str]]:
+    people = User.objects(role__in=["moderator", "admin"], active=True).order_by("email")
+    return [(UNASSIGNED, "— unassigned —")] + [
+        (u.email, f"{u.email} ({u.role}: {', '.join(u.skills)})") for u in people
+    ]
+
+
+def _number_link(view, context, model, name):  # noqa: ANN001,ANN202 - Flask-Admin formatter signature
+    return Markup(f'<a href="/tickets/{int(model.number)}">#{int(model.number)}</a>')
+
+
+class TicketView(SecureModelView):
+    can_create = False
+    column_list = (
+        "number",
+        "subject",
+        "status",
+        "priority",
+        "category",
+        "assignee",
+        "requester_email",
+        "escalated",
+        "created_at",
+    )
+    column_filters = ("status", "priority", "category", "escalated", "requester_email", "sla_breached")
+    column_searchable_list = ("subject", "requester_email")
+    column_default_sort = ("created_at", True)
+    column_formatters = {"number": _number_link}
+    form_columns = ("status", "priority", "category", "skills_csv", "assign_to", "reason")
+    form_overrides = {"category": SelectField}
+    form_args = {"category": {"choices": []}}
+    form_extra_fields = {
+        "skills_csv": StringField("Required skills", description="comma-separated"),
+        "assign_to": SelectField("Assignee", choices=[], validate_choice=False),
+        "reason": StringField("Reason", description="why (kept in the audit log); required when reassigning"),
+    }
+
+    def _fill_choices(self, form):  # noqa: ANN001,ANN202
+        form.assign_to.choices = staff_choices()
+        form.category.choices = [("", "—")] + [(c, c) for c in Category.objects.order_by("name").distinct("name")]
+        return form
+
+    def edit_form(self, obj=None):  # noqa: ANN001,ANN201
+        form = self._fill_choices(super().edit_form(obj))
+        if request.method == "GET" and obj is not None:
+            form.assign_to.data = obj.assignee.email if obj.assignee else UNASSIGNED
+            form.skills_csv.data = ", ".join(obj.required_skills)
+        return form
+
+    def on_model_change(self, form, model: Ticket, is_created: bool) -> None:  # noqa: ANN001
+        before = Ticket.objects(id=model.id).first()
+        model.category = model.category or None
+        model.required_skills = parse_csv(form.skills_csv.data)
+        unknown = set(model.required_skills) - set(Skill.objects.distinct("name"))
+        if unknown:
+            raise ValidationError(f"Unknown skills: {', '.join(sorted(unknown))}")
+        changed = [f for f in ("category", "priority", "required_skills") if before[f] != model[f]]
+        ticket_actions.mark_human_fields(model, changed)
+        wanted = form.assign_to.data or UNASSIGNED
+        current = before.assignee.email if before.assignee else UNASSIGNED
+        if wanted != current:
+            assignee = User.by_email(wanted) if wanted else None
+            if wanted and (assignee is None or not assignee.active or not assignee.is_staff):
+                raise ValidationError("Pick an active moderator or admin.")
+            reason = require_reason(form.reason.data, "reassignment")
+            ticket_actions.assign(model, current_user, assignee, reason, self.settings)
+
+    @action("reassign", "Reassign", None)
+    def action_reassign(self, ids: list[str]) -> Response:
+        return redirect(url_for(".bulk_reassign", ids=",".join(ids)))
+
+    @action("close", "Close", "Close the selected tickets?")
+    def action_close(self, ids: list[str]) -> None:
+        for ticket in Ticket.objects(id__in=ids):
+            ticket_actions.change_status(ticket, current_user, "closed", self.settings)
+        flash(f"Closed {len(ids)} ticket(s).")
+
+    @action("retriage", "Re-triage", "Send the selected tickets back to triage?")
+    def action_retriage(self, ids: list[str]) -> None:
+        for ticket in Ticket.objects(id__in=ids):
+            ticket_actions.request_retriage(ticket)
+        flash(f"Queued {len(ids)} ticket(s) for triage.")
+
+    @expose("/bulk-reassign/", methods=("GET", "POST"))
+    def bulk_reassign(self) -> str | Response:
+        try:
+            ids = [ObjectId(i) for i in (request.values.get("ids") or "").split(",") if i]
+        except InvalidId:
+            ids = []
+        tickets = list(Ticket.objects(id__in=ids).order_by("number"))
+        error = None
+        if request.method == "POST":
+            assignee = User.by_email(request.form.get("assignee", ""))
+            reason = (request.form.get("reason") or "").strip()[:2000]
+            if assignee is None or not assignee.active or not assignee.is_staff:
+                error = "Pick an active moderator or admin."
+            elif not reason:
+                error = "Please give a reason."
+            elif not tickets:
+                error = "No tickets selected."
+            else:
+                for ticket in tickets:
+                    ticket_actions.assign(ticket, current_user, assignee, reason, self.settings)
+                flash(f"Reassigned {len(tickets)} ticket(s) to {escape(assignee.email)}.")
+                return redirect(url_for(".index_view"))
+        return self.render(
+            "admin/bulk_reassign.html",
+            tickets=tickets,
+            choices=staff_choices()[1:],
+            error=error,
+            ids=",".join(str(i) for i in ids),
+        )
+
+
+class EscalationView(TicketView):
+    """Escalated tickets with their reasons; assigning someone resolves the escalation."""
+
+    column_list = ("number", "subject", "escalation_reason", "escalated_at", "assignee", "priority", "status")
+    column_default_sort = ("escalated_at", True)
+
+    def get_query(self):  # noqa: ANN201
+        return super().get_query().filter(escalated=True)
+
+
+def _confidence(view, context, model, name):  # noqa: ANN001,ANN202
+    values = model.triage.confidence or {}
+    return ", ".join(f"{k} {float(v):.2f}" for k, v in sorted(values.items()))
+
+
+def _review_reason(view, context, model, name):  # noqa: ANN001,ANN202
+    return model.triage.review_reason or ""
+
+
+class TriageReviewView(TicketView):
+    """Tickets whose triage was unsure (or suspected prompt injection): confirm or correct."""
+
+    column_list = ("number", "subject", "category", "priority", "required_skills", "review_reason", "confidence")
+    column_formatters = {"number": _number_link, "confidence": _confidence, "review_reason": _review_reason}
+    column_default_sort = ("created_at", False)
+
+    def get_query(self):  # noqa: ANN201
+        return super().get_query().filter(triage__state="review")
+
+    def after_model_change(self, form, model: Ticket, is_created: bool) -> None:  # noqa: ANN001
+        Ticket.objects(id=model.id).update_one(set__triage__state="done")
+
+    @action("approve", "Approve triage", "Accept the suggested category, priority and skills?")
+    def action_approve(self, ids: list[str]) -> None:
+        for ticket in Ticket.objects(id__in=ids):
+            ticket_actions.mark_human_fields(ticket, ["category", "priority", "required_skills"])
+            ticket.triage.state = "done"
+            ticket.save()
+        flash(f"Approved {len(ids)} ticket(s).")

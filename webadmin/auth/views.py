@@ -1,0 +1,58 @@
+"""The login form sets HttpOnly JWT cookies; logout revokes the access token."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import redirect, render_template, request, url_for
+from flask_jwt_extended import get_jwt, set_access_cookies, unset_jwt_cookies, verify_jwt_in_request
+from werkzeug.wrappers import Response
+
+from webadmin.auth import bp
+from webadmin.security import BAD_CREDENTIALS, authenticate, issue_tokens, revoke
+
+logger = logging.getLogger(__name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths, so the login form is not an open redirect."""
+    if not target:
+        return url_for("moderator.queue")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("moderator.queue")
+    return target
+
+
+@bp.get("/login")
+def login_page() -> str:
+    return render_template("login.html", next=request.args.get("next", ""), error=None)
+
+
+@bp.post("/login")
+def login_submit() -> tuple[str, int] | Response:
+    email = request.form.get("email", "")[:320]
+    password = request.form.get("password", "")[:1024]
+    user = authenticate(email, password)
+    if user is None:
+        logger.info("failed page login")
+        return render_template("login.html", next=request.form.get("next", ""), error=BAD_CREDENTIALS), 401
+    access, _refresh = issue_tokens(user)
+    target = _safe_next(request.form.get("next"))
+    if user.role == "admin" and target == url_for("moderator.queue"):
+        target = url_for("dashboard.overview")
+    response = redirect(target)
+    set_access_cookies(response, access)
+    return response
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    verify_jwt_in_request(optional=True)
+    claims = get_jwt()
+    if claims:
+        revoke(claims)
+    response = redirect(url_for("auth.login_page"))
+    unset_jwt_cookies(response)
+    return response

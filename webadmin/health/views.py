@@ -1,0 +1,35 @@
+"""Database reachable, age of the last mailbox poll, triage queue depth, outbox failures."""
+
+from __future__ import annotations
+
+import logging
+
+import mongoengine
+from flask import jsonify
+from werkzeug.wrappers import Response
+
+from models import MailboxCursor, OutboundEmail, Ticket, utcnow
+from webadmin.health import bp
+
+logger = logging.getLogger(__name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    try:
+        mongoengine.get_db().command("ping")
+    except Exception as exc:  # any failure here means "not healthy", which is the answer
+        logger.error("health check: database unreachable: %s", exc)
+        return jsonify(status="error", database="unreachable"), 503
+    cursor = MailboxCursor.objects(last_poll_at__ne=None).order_by("-last_poll_at").first()
+    poll_age = round((utcnow() - cursor.last_poll_at).total_seconds(), 1) if cursor else None
+    body = {
+        "status": "ok",
+        "database": "ok",
+        "last_poll_age_seconds": poll_age,
+        "last_poll_error": (cursor.last_error or None) if cursor else None,
+        "triage_queue_depth": Ticket.objects(triage__state="pending").count(),
+        "outbox_failed": OutboundEmail.objects(state="failed").count(),
+        "outbox_queued": OutboundEmail.objects(state="queued").count(),
+    }
+    return jsonify(body), 200

@@ -1,0 +1,239 @@
+"""What staff do to a ticket: reply, note, status, escalate, assign, correct triage. Shared by pages,
+API and Flask-Admin so every path records the same audit trail."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from pymongo.errors import DuplicateKeyError
+
+from config import Settings
+from models import Ticket, TicketMessage, User, queue_email, record_audit, utcnow
+from models.links import status_url
+from models.outbox import make_message_id
+from models.tickets import OPEN_STATUSES
+from webadmin.tickets import thread_of
+
+logger = logging.getLogger(__name__)
+
+MAX_REFERENCES = 20
+
+
+def _domain(settings: Settings) -> str:
+    return settings.support_address.rsplit("@", 1)[-1]
+
+
+def _event(ticket: Ticket, actor: User | None, text: str, settings: Settings) -> None:
+    TicketMessage(
+        ticket=ticket,
+        ticket_number=ticket.number,
+        kind="event",
+        public=False,
+        message_id=f"<event-{uuid.uuid4().hex}@{_domain(settings)}>",
+        author=actor,
+        text=text,
+    ).save()
+
+
+def _touch(ticket: Ticket) -> None:
+    ticket.updated_at = utcnow()
+    ticket.save()
+
+
+def reply(ticket: Ticket, author: User, text: str, settings: Settings) -> TicketMessage:
+    """Store an outbound message, queue it in the outbox threaded to the requester's last email,
+    and try to send it at once (a failure stays queued for the daemon's outbox job)."""
+    thread = thread_of(ticket, public_only=True)
+    inbound_ids = [m.message_id for m in thread if m.kind == "inbound"]
+    in_reply_to = inbound_ids[-1] if inbound_ids else ticket.source_message_id
+    chain = [m.message_id for m in thread] or [ticket.source_message_id]
+    references = ([chain[0]] + chain[1:][-(MAX_REFERENCES - 1) :]) if len(chain) > 1 else chain
+    link = status_url(settings.app_url, settings.secret_key, ticket.number, ticket.requester_email)
+    body = f"{text.strip()}\n\n--\nFollow your request: {link}\n"
+    subject = f"Re: [#{ticket.number}] {ticket.subject}"
+    message_id = make_message_id(_domain(settings))
+    message = TicketMessage(
+        ticket=ticket,
+        ticket_number=ticket.number,
+        kind="outbound",
+        public=True,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        author=author,
+        from_address=settings.support_address,
+        from_name=author.name or "",
+        to=[ticket.requester_email],
+        subject=subject,
+        text=body,
+        new_text=text.strip(),
+        sent_at=utcnow(),
+    ).save()
+    try:
+        outbound = queue_email(
+            kind="reply",
+            to=[ticket.requester_email],
+            subject=subject,
+            text=body,
+            domain=_domain(settings),
+            ticket_number=ticket.number,
+            in_reply_to=in_reply_to,
+            references=references,
+            message_id=message_id,
+        )
+    except Exception:
+        message.delete()  # nothing was queued, so do not show a reply that will never leave
+        raise
+    now = utcnow()
+    ticket.first_response_at = ticket.first_response_at or now
+    ticket.last_message_at = now
+    ticket.message_count = (ticket.message_count or 0) + 1
+    if ticket.status in ("new", "open"):
+        ticket.status = "pending"
+    _touch(ticket)
+    _send_now(outbound.id, settings)
+    return message
+
+
+def _send_now(email_id: object, settings: Settings) -> None:
+    try:
+        from daemon.outbox import send_one
+    except ImportError:
+        logger.info("outbox sender not available; email %s stays queued", email_id)
+        return
+    try:
+        send_one(email_id, settings)
+    except Exception:
+        logger.exception("immediate send of %s failed; the outbox job will retry", email_id)
+
+
+def add_note(ticket: Ticket, author: User, text: str, settings: Settings) -> TicketMessage:
+    note = TicketMessage(
+        ticket=ticket,
+        ticket_number=ticket.number,
+        kind="note",
+        public=False,
+        message_id=f"<note-{uuid.uuid4().hex}@{_domain(settings)}>",
+        author=author,
+        from_address=author.email,
+        text=text.strip(),
+    ).save()
+    _touch(ticket)
+    return note
+
+
+def change_status(ticket: Ticket, actor: User, status: str, settings: Settings) -> None:
+    old = ticket.status
+    if old == status:
+        return
+    ticket.status = status
+    if status in ("resolved", "closed"):
+        ticket.resolved_at = ticket.resolved_at or utcnow()
+    elif status in OPEN_STATUSES:
+        ticket.resolved_at = None
+    if status != "escalated" and old == "escalated":
+        ticket.escalated = False
+    _touch(ticket)
+    _event(ticket, actor, f"status {old} -> {status} by {actor.email}", settings)
+
+
+def escalate(ticket: Ticket, actor: User, reason: str, settings: Settings) -> None:
+    ticket.escalated = True
+    ticket.escalation_reason = reason.strip()
+    ticket.escalated_at = utcnow()
+    ticket.status = "escalated"
+    _touch(ticket)
+    record_audit(actor.email, "escalate", f"ticket:{ticket.number}", ticket_number=ticket.number, reason=reason)
+    _event(ticket, actor, f"escalated by {actor.email}: {reason.strip()}", settings)
+
+
+def assign(ticket: Ticket, actor: User, assignee: User | None, reason: str, settings: Settings) -> None:
+    """Assign (or unassign with None). Assigning resolves an escalation."""
+    old = ticket.assignee.email if ticket.assignee else "nobody"
+    new = assignee.email if assignee else "nobody"
+    ticket.assignee = assignee
+    ticket.assigned_at = utcnow() if assignee else None
+    ticket.routing_reason = f"assigned by {actor.email}" + (f": {reason.strip()}" if reason.strip() else "")
+    if ticket.escalated and assignee is not None:
+        ticket.escalated = False
+        if ticket.status == "escalated":
+            ticket.status = "open"
+    _touch(ticket)
+    if assignee is not None:
+        User.objects(id=assignee.id).update_one(set__last_assigned_at=utcnow())
+    record_audit(
+        actor.email,
+        "assign",
+        f"ticket:{ticket.number}",
+        ticket_number=ticket.number,
+        detail=f"{old} -> {new}",
+        reason=reason,
+    )
+    _event(ticket, actor, f"assigned {old} -> {new} by {actor.email}", settings)
+
+
+def take(ticket: Ticket, user: User, settings: Settings) -> bool:
+    """Assign an unassigned ticket to `user`; False when someone else took it first.
+
+    Read-modify-write is racy on FerretDB, so the claim is a unique `_id` insert keyed by the
+    ticket's state as we read it: of two moderators who saw the same state, only one insert wins.
+    """
+    if ticket.assignee is not None:
+        return False
+    claim_id = f"take:{ticket.id}:{ticket.updated_at.isoformat() if ticket.updated_at else ''}"
+    try:
+        Ticket._get_db()["ticket_claims"].insert_one({"_id": claim_id, "user": str(user.id), "at": utcnow()})
+    except DuplicateKeyError:
+        return False
+    assign(ticket, user, user, "took it from the queue", settings)
+    return True
+
+
+def correct_triage(
+    ticket: Ticket,
+    actor: User,
+    settings: Settings,
+    *,
+    category: str | None = None,
+    priority: str | None = None,
+    required_skills: list[str] | None = None,
+) -> list[str]:
+    """Apply a human's category/priority/skills; the changed names become training labels."""
+    wanted = {"category": category, "priority": priority, "required_skills": required_skills}
+    changed = [name for name, value in wanted.items() if value is not None and value != ticket[name]]
+    for name in changed:
+        ticket[name] = wanted[name]
+    if changed:
+        mark_human_fields(ticket, changed)
+        _touch(ticket)
+        _event(ticket, actor, f"{', '.join(changed)} corrected by {actor.email}", settings)
+    return changed
+
+
+def mark_human_fields(ticket: Ticket, names: list[str]) -> None:
+    for name in names:
+        if name not in ticket.triage.human_fields:
+            ticket.triage.human_fields.append(name)
+
+
+def request_retriage(ticket: Ticket) -> None:
+    try:
+        from triage.queue import request_retriage as queue_retriage
+    except ImportError:
+        ticket.triage.state = "pending"
+        ticket.triage.attempts = 0
+        ticket.triage.next_attempt_at = utcnow()
+        ticket.triage.lease_until = None
+        ticket.save()
+        return
+    queue_retriage(ticket)
+
+
+def reroute_open_tickets_of(user: User, actor: User) -> None:
+    try:
+        from triage.routing import reroute_open_tickets_of as reroute
+    except ImportError:
+        logger.info("routing not available; open tickets of %s keep their assignee", user.email)
+        return
+    reroute(user, actor)
