@@ -17,7 +17,7 @@ from config import Settings
 from daemon import store
 from daemon.acknowledge import queue_acknowledgement
 from daemon.outcomes import Created, Duplicate, Ignored, Outcome, Quarantined, Threaded
-from daemon.parse import ParsedEmail, UnparseableEmail, parse_email
+from daemon.parse import SYNTHETIC_DOMAIN, ParsedEmail, UnparseableEmail, parse_email
 from models import MessageLedger, QuarantinedEmail, Ticket, next_ticket_number, utcnow
 from models.mail import ledger_key
 
@@ -77,6 +77,11 @@ def _ingest(
 
 def _route(parsed: ParsedEmail, settings: Settings) -> Outcome:
     entry = MessageLedger.lookup(parsed.message_id)
+    if entry is not None and entry.content_digest and entry.content_digest != parsed.content_digest:
+        # a different message reusing a Message-ID (broken mailers, copied test mail): keep it, under its own id
+        logger.warning("Message-ID %s reused by a different message", _redact(parsed.message_id))
+        parsed.message_id = f"<reused-{parsed.content_digest[:24]}@{SYNTHETIC_DOMAIN}>"
+        entry = MessageLedger.lookup(parsed.message_id)
     if entry is not None and entry.complete:
         return Duplicate(entry.ticket_number)
     if entry is not None:  # an earlier attempt announced a ticket and crashed: finish it
@@ -105,9 +110,13 @@ def _create(parsed: ParsedEmail, settings: Settings, *, number: int | None, retr
     if number is None:
         number = next_ticket_number()
         try:
-            MessageLedger(message_id=parsed.message_id, ticket_number=number, outcome="created", complete=False).save(
-                force_insert=True
-            )
+            MessageLedger(
+                message_id=parsed.message_id,
+                ticket_number=number,
+                outcome="created",
+                complete=False,
+                content_digest=parsed.content_digest,
+            ).save(force_insert=True)
         except NotUniqueError:  # another ingester took this message between our lookup and now
             return Duplicate(None)
     requester = store.get_or_create_requester(parsed.from_address, parsed.from_name)
@@ -163,6 +172,7 @@ def _record(parsed: ParsedEmail, outcome: Outcome, ledger_outcome: str, ticket: 
             ticket_id=ticket.id if ticket else None,
             outcome=ledger_outcome,
             detail=detail,
+            content_digest=parsed.content_digest,
         ).save(force_insert=True)
     except NotUniqueError:
         pass

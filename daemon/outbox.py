@@ -124,10 +124,11 @@ def _release(email: OutboundEmail) -> None:
 
 def _build(email: OutboundEmail, settings: Settings) -> Message:
     headers = {header.name: header.value for header in email.headers}
-    if email.in_reply_to:
+    references = [ref for ref in email.references if ref.isascii()]  # EAI Message-IDs need SMTPUTF8 end to end
+    if email.in_reply_to and email.in_reply_to.isascii():
         headers["In-Reply-To"] = email.in_reply_to
-    if email.references:
-        headers["References"] = " ".join(email.references)
+    if references:
+        headers["References"] = " ".join(references)
     message = Message(
         subject=email.subject,
         recipients=list(email.to),
@@ -149,3 +150,10 @@ def _mail_app(settings: Settings) -> tuple[Flask, Mail]:
             app.config.update(settings.flask_config())
             entry = _apps[id(settings)] = (settings, app, Mail(app))
         return entry[1], entry[2]
+
+
+def send_many(email_ids: list[str], settings: Settings) -> int:
+    """Send these stored emails now over one connection (the poller's fresh acknowledgements)."""
+    emails = [e for e in OutboundEmail.objects(id__in=email_ids) if e.state != "sent"]
+    claimed = [email for email in emails if _claim(email)]
+    return _send_claimed(claimed, settings) if claimed else 0

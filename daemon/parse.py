@@ -85,6 +85,13 @@ class ParsedEmail:
         ids += [ref for ref in reversed(self.references) if ref not in ids]
         return ids
 
+    @property
+    def content_digest(self) -> str:
+        """What the message says (sender, subject, text, attachments), blind to transport headers and line ends."""
+        parts = [self.from_address, " ".join(self.subject.split()), " ".join(self.text.split())]
+        parts += [f"{a.filename}:{a.size}" for a in self.attachments]
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8", "replace")).hexdigest()[:32]
+
     def addresses(self) -> list[str]:
         return list(dict.fromkeys([self.from_address, *self.to, *self.cc]))
 

@@ -22,6 +22,7 @@ class MessageLedger(Document):
     message_id = StringField(required=True, unique=True)
     ticket_number = IntField()
     ticket_id = ObjectIdField()
+    content_digest = StringField()  # tells a re-delivery from a different message reusing the Message-ID
     complete = BooleanField(default=True)  # False: intent recorded, ticket creation not finished yet
     direction = StringField(choices=("in", "out"), default="in")
     outcome = StringField(choices=LEDGER_OUTCOMES, required=True)

@@ -1,0 +1,154 @@
+"""The mailbox loop: hold the lease, read new mail, ingest it, acknowledge at once, wait with IDLE.
+
+`poll_once` is one bounded pass (run_daemon --once, tests, benchmarks); `run_mailbox_loop` is the
+long-running IDLE loop with reconnect and backoff, stopped by a threading.Event (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from config import Settings
+from daemon.ingest import ingest
+from daemon.lease import Lease, make_holder_id
+from daemon.mailbox import Mailbox, connect, mailbox_name
+from daemon.outbox import send_many
+from daemon.outcomes import Created, Outcome
+
+logger = logging.getLogger(__name__)
+MAX_BACKOFF_SECONDS = 60.0
+
+
+@dataclass
+class PassResult:
+    outcomes: Counter = field(default_factory=Counter)  # outcome class name -> count
+    processed: int = 0
+    lease_held: bool = True
+
+
+def poll_once(
+    settings: Settings,
+    *,
+    max_messages: int | None = None,
+    stop: threading.Event | None = None,
+    lease: Lease | None = None,
+) -> PassResult:
+    """Connect, take the lease, ingest every new message (up to max_messages), and return."""
+    lease = lease or Lease(mailbox_name(settings), make_holder_id(), settings.mailbox_lease_seconds)
+    if not lease.acquire():
+        logger.info("mailbox %s is read by another instance; standing by", lease.name)
+        return PassResult(lease_held=False)
+    try:
+        with connect(settings) as client:
+            mailbox = Mailbox(client, settings)
+            mailbox.select()
+            result = process_new(mailbox, settings, lease=lease, max_messages=max_messages, stop=stop)
+            mailbox.record_poll()
+            return result
+    finally:
+        lease.release()
+
+
+def process_new(
+    mailbox: Mailbox,
+    settings: Settings,
+    *,
+    lease: Lease,
+    max_messages: int | None = None,
+    stop: threading.Event | None = None,
+) -> PassResult:
+    """Ingest the folder's new messages in UID order; acknowledgements go out after each small batch."""
+    result = PassResult()
+    uids = mailbox.new_uids()
+    if max_messages is not None:
+        uids = uids[:max_messages]
+    pending_acks: list[str] = []
+    done: list[int] = []
+    try:
+        for uid, raw in mailbox.fetch(uids):
+            if stop is not None and stop.is_set():
+                break
+            if not lease.renew_if_due():
+                result.lease_held = False
+                break
+            outcome = ingest(raw, settings, source=f"{mailbox.name}#{uid}", send_ack=False)
+            _log(uid, outcome)
+            result.outcomes[type(outcome).__name__] += 1
+            result.processed += 1
+            done.append(uid)
+            if isinstance(outcome, Created) and outcome.ack_id:
+                pending_acks.append(outcome.ack_id)
+            if len(done) >= 20:  # flag in small groups; acknowledgements do not wait for the whole batch
+                _flush(mailbox, settings, done, pending_acks)
+    finally:
+        _flush(mailbox, settings, done, pending_acks)
+    return result
+
+
+def _flush(mailbox: Mailbox, settings: Settings, done: list[int], pending_acks: list[str]) -> None:
+    if done:
+        mailbox.mark_done(done)
+        done.clear()
+    if pending_acks:
+        try:
+            send_many(pending_acks, settings)
+        except Exception:  # the outbox job retries queued acknowledgements; ingestion goes on
+            logger.exception("sending acknowledgements failed; they stay queued")
+        pending_acks.clear()
+
+
+def _log(uid: int, outcome: Outcome) -> None:
+    logger.info("message uid %s: %s", uid, outcome.describe())
+
+
+def run_mailbox_loop(settings: Settings, stop: threading.Event) -> None:
+    """Until `stop` is set: hold the lease, process new mail, wait with IDLE (or poll), reconnect on errors."""
+    lease = Lease(mailbox_name(settings), make_holder_id(), settings.mailbox_lease_seconds)
+    backoff = 1.0
+    while not stop.is_set():
+        if not lease.acquire():
+            stop.wait(min(settings.poll_interval_seconds, settings.mailbox_lease_seconds / 3))
+            continue
+        try:
+            with connect(settings) as client:
+                mailbox = Mailbox(client, settings)
+                mailbox.select()
+                backoff = 1.0
+                _serve(mailbox, settings, lease, stop)
+        except Exception as exc:  # network, server restart, database outage: retry with backoff
+            logger.warning("mailbox loop error (%s: %s); reconnecting in %.0f s", type(exc).__name__, exc, backoff)
+            stop.wait(backoff)
+            backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
+    lease.release()
+
+
+def _serve(mailbox: Mailbox, settings: Settings, lease: Lease, stop: threading.Event) -> None:
+    while not stop.is_set():
+        result = process_new(mailbox, settings, lease=lease, stop=stop)
+        mailbox.record_poll()
+        if not result.lease_held or not lease.renew_if_due():
+            return
+        if stop.is_set():
+            return
+        if mailbox.can_idle:
+            _idle(mailbox, settings)
+        else:
+            stop.wait(settings.poll_interval_seconds)
+
+
+def _idle(mailbox: Mailbox, settings: Settings) -> None:
+    """Wait for the server's push, at most IMAP_IDLE_SECONDS (then the loop re-checks everything)."""
+    client = mailbox.client
+    client.idle()
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < settings.imap_idle_seconds:
+            responses = client.idle_check(timeout=max(0.05, settings.imap_idle_seconds - (time.monotonic() - started)))
+            if any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                break
+    finally:
+        client.idle_done()

@@ -1,0 +1,116 @@
+"""The IMAP side against real Dovecot: the whole corpus through the poller, flags, UIDVALIDITY, leases."""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+
+from config import Settings
+from daemon.lease import Lease
+from daemon.mailbox import INGESTED_KEYWORD, Mailbox, connect
+from daemon.poller import poll_once
+from models import MailboxCursor, MessageLedger, OutboundEmail, QuarantinedEmail, Ticket
+from tests.conftest import make_settings
+from tests.daemon_support import raw_email
+from tests.support import MailStack, make_email
+
+
+def _flags(settings: Settings, folder: str = "INBOX") -> list[tuple]:
+    with connect(settings) as client:
+        client.select_folder(folder, readonly=True)
+        return list(client.get_flags(client.search(["ALL"])).values())
+
+
+def test_every_corpus_email_ends_somewhere_and_a_second_pass_creates_nothing(
+    settings: Settings, mail: MailStack, corpus: pathlib.Path
+) -> None:
+    files = sorted((corpus / "emails").rglob("*.eml"))
+    for path in files:
+        mail.deliver(path.read_bytes())
+    first = poll_once(settings)
+    assert first.processed == len(files)
+    assert set(first.outcomes) <= {"Created", "Threaded", "Ignored", "Quarantined", "Duplicate"}
+    assert Ticket.objects.count() == first.outcomes["Created"] > len(files) / 3
+    # same Message-ID and same content (CRLF/LF copies of one fixture) only; reused IDs with new content are kept
+    assert first.outcomes["Duplicate"] < len(files) / 10
+    assert not OutboundEmail.objects(state__ne="sent"), "every acknowledgement went out"
+    assert QuarantinedEmail.objects.count() == first.outcomes["Quarantined"] > 0
+    assert all(q.reason for q in QuarantinedEmail.objects)
+    assert first.outcomes["Ignored"] + first.outcomes["Threaded"] >= 40  # bounces and auto-replies in the corpus
+    assert all(b"\\Seen" in flags and INGESTED_KEYWORD in flags for flags in _flags(settings))
+
+    assert poll_once(settings).processed == 0
+    MailboxCursor.objects.update(set__last_uid=0)  # force a full re-read: the ledger must drop all of it
+    again = poll_once(settings)
+    assert again.processed == len(files) and set(again.outcomes) == {"Duplicate"}
+    assert Ticket.objects.count() == first.outcomes["Created"]
+    assert QuarantinedEmail.objects.count() == first.outcomes["Quarantined"]
+
+
+def test_poller_acknowledges_and_moves_to_processed_folder(db: str, mail: MailStack) -> None:
+    settings = make_settings(db, mail, imap_processed_folder="Processed")
+    mail.send(make_email(subject="VPN down"))
+    result = poll_once(settings)
+    assert result.outcomes == {"Created": 1}
+    [ack] = mail.wait_for_sink(1)
+    assert ack["Subject"].endswith("VPN down")
+    assert _flags(settings) == [] and len(_flags(settings, "Processed")) == 1
+
+
+def test_uidvalidity_change_reads_again_without_duplicates(db: str, mail: MailStack) -> None:
+    mail.doveadm("mailbox", "create", "-u", "support@example.test", "Intake")
+    settings = make_settings(db, mail, imap_folder="Intake")
+    first, second = raw_email(subject="one"), raw_email(subject="two")
+    try:
+        mail.deliver(first, mailbox="Intake")
+        mail.deliver(second, mailbox="Intake")
+        assert poll_once(settings).outcomes == {"Created": 2}
+        old_validity = MailboxCursor.objects.get().uidvalidity
+
+        mail.doveadm("mailbox", "delete", "-u", "support@example.test", "Intake")
+        mail.doveadm("mailbox", "create", "-u", "support@example.test", "Intake")
+        for raw in (first, second, raw_email(subject="three")):
+            mail.deliver(raw, mailbox="Intake")
+        result = poll_once(settings)
+        assert MailboxCursor.objects.get().uidvalidity != old_validity
+        assert result.outcomes == {"Duplicate": 2, "Created": 1}
+        assert sorted(t.subject for t in Ticket.objects) == ["one", "three", "two"]
+    finally:
+        mail.doveadm("mailbox", "delete", "-u", "support@example.test", "Intake")
+
+
+def test_only_one_instance_holds_the_lease(settings: Settings) -> None:
+    leases = [Lease("race-mailbox", f"holder-{i}", 60) for i in range(8)]
+    results: list[bool] = []
+    barrier = threading.Barrier(len(leases))
+
+    def take(lease: Lease) -> None:
+        barrier.wait()
+        results.append(lease.acquire())
+
+    threads = [threading.Thread(target=take, args=(lease,)) for lease in leases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 1
+    holder = next(lease for lease in leases if lease.generation is not None)
+    assert holder.acquire() and not leases[0 if holder is not leases[0] else 1].acquire()
+    holder.release()  # a clean stop hands over at once
+    successor = leases[0 if holder is not leases[0] else 1]
+    assert successor.acquire() and not holder.acquire()
+
+
+def test_concurrent_pollers_ingest_each_message_once(settings: Settings, mail: MailStack) -> None:
+    for i in range(15):
+        mail.deliver(raw_email(subject=f"parallel {i}"))
+    threads = [threading.Thread(target=poll_once, args=(settings,)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    poll_once(settings)
+    assert Ticket.objects.count() == 15
+    assert MessageLedger.objects(outcome="created").count() == 15
+    with connect(settings) as client:
+        assert Mailbox(client, settings).can_idle
