@@ -32,6 +32,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.cli.add_command(users_cli)
     app.cli.add_command(skills_cli)
+
+    from triage.cli import triage_cli
+
+    app.cli.add_command(triage_cli)
     return app
 
 
