@@ -27,7 +27,9 @@ def app(settings: Settings) -> Flask:
     return app
 
 
-def make_user(email: str, role: str = "moderator", skills: tuple[str, ...] = (), password: str | None = PASSWORD) -> User:
+def make_user(
+    email: str, role: str = "moderator", skills: tuple[str, ...] = (), password: str | None = PASSWORD
+) -> User:
     user = User(email=email, role=role, skills=list(skills), name=email.split("@")[0].title())
     if password:
         user.set_password(password)

@@ -36,6 +36,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from triage.cli import triage_cli
 
     app.cli.add_command(triage_cli)
+
+    from daemon.cli import mail_cli
+
+    app.cli.add_command(mail_cli)
     return app
 
 

@@ -17,8 +17,10 @@ from flask_jwt_extended import (
     set_access_cookies,
     verify_jwt_in_request,
 )
+from flask_limiter.util import get_remote_address
+from limits import parse_many
 from mongoengine.errors import NotUniqueError, ValidationError
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import Forbidden, TooManyRequests
 
 from models import RevokedToken, User, utcnow
 from webadmin.extensions import jwt
@@ -62,6 +64,14 @@ def authenticate(email: str, password: str) -> User | None:
     if not user.check_password(password) or not user.active:
         return None
     return user
+
+
+def check_login_rate() -> None:
+    """Count a login attempt from this address; 429 once `LOGIN_RATE_LIMIT` is exceeded."""
+    limiter = current_app.extensions["login_limiter"]
+    for item in parse_many(current_app.extensions["settings"].login_rate_limit):
+        if not limiter.limiter.hit(item, "login", get_remote_address()):
+            raise TooManyRequests("Too many login attempts; please wait a minute and try again.")
 
 
 def issue_tokens(user: User) -> tuple[str, str]:

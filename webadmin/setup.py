@@ -57,8 +57,6 @@ def init_web(app: Flask, settings: Settings) -> None:
         app.register_blueprint(blueprint)
 
     limiter = Limiter(get_remote_address, app=app, storage_uri=settings.ratelimit_storage_uri, default_limits=[])
-    for endpoint in ("auth.login_submit", "api.login"):
-        limiter.limit(settings.login_rate_limit, scope="login")(app.view_functions[endpoint])
     app.extensions["login_limiter"] = limiter
 
     from webadmin.admin_panel import init_admin

@@ -19,7 +19,15 @@ from webadmin.api.schemas import (
     TokensSchema,
     UserSchema,
 )
-from webadmin.security import BAD_CREDENTIALS, any_user_required, authenticate, issue_tokens, revoke, staff_required
+from webadmin.security import (
+    BAD_CREDENTIALS,
+    any_user_required,
+    authenticate,
+    check_login_rate,
+    issue_tokens,
+    revoke,
+    staff_required,
+)
 
 logger = logging.getLogger(__name__)
 BEARER = [{"bearerAuth": []}]
@@ -40,8 +48,10 @@ def user_dict(user: object) -> dict:
 @bp.arguments(LoginSchema)
 @bp.response(200, TokensSchema)
 @bp.alt_response(401, schema=MessageSchema, description="Invalid email or password")
+@bp.alt_response(429, schema=MessageSchema, description="Too many login attempts")
 def login(credentials: dict) -> dict:
     """Exchange email and password for an access token and a refresh token."""
+    check_login_rate()
     user = authenticate(credentials["email"], credentials["password"])
     if user is None:
         logger.info("failed API login")

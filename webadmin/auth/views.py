@@ -10,7 +10,7 @@ from flask_jwt_extended import get_jwt, set_access_cookies, unset_jwt_cookies, v
 from werkzeug.wrappers import Response
 
 from webadmin.auth import bp
-from webadmin.security import BAD_CREDENTIALS, authenticate, issue_tokens, revoke
+from webadmin.security import BAD_CREDENTIALS, authenticate, check_login_rate, issue_tokens, revoke
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def login_page() -> str:
 
 @bp.post("/login")
 def login_submit() -> tuple[str, int] | Response:
+    check_login_rate()
     email = request.form.get("email", "")[:320]
     password = request.form.get("password", "")[:1024]
     user = authenticate(email, password)
