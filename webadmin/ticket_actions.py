@@ -230,10 +230,11 @@ def request_retriage(ticket: Ticket) -> None:
     queue_retriage(ticket)
 
 
-def reroute_open_tickets_of(user: User, actor: User) -> None:
+def reroute_open_tickets_of(user: User, actor: User, settings: Settings) -> None:
+    """Hand a deactivated or demoted moderator's open tickets to someone else (triage's routing)."""
     try:
         from triage.routing import reroute_open_tickets_of as reroute
     except ImportError:
-        logger.info("routing not available; open tickets of %s keep their assignee", user.email)
+        logger.info("routing not available; open tickets of user %s keep their assignee", user.id)
         return
-    reroute(user, actor)
+    reroute(user, actor.email, settings)

@@ -12,7 +12,7 @@ from flask_admin.actions import action
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from models import OutboundEmail, QuarantinedEmail, utcnow
+from models import QuarantinedEmail
 from webadmin.admin_panel.base import SecureModelView
 
 logger = logging.getLogger(__name__)
@@ -84,12 +84,12 @@ class OutboxView(SecureModelView):
     column_searchable_list = ("subject",)
     column_default_sort = ("created_at", True)
 
-    @action("retry", "Retry", "Queue the selected emails for sending again?")
+    @action("retry", "Retry", "Queue the selected failed emails for sending again?")
     def action_retry(self, ids: list[str]) -> None:
-        count = OutboundEmail.objects(id__in=ids, state__in=["failed", "queued"]).update(
-            set__state="queued", set__next_attempt_at=utcnow(), unset__lease_until=True
-        )
-        flash(f"Queued {count} email(s) for another attempt.")
+        from daemon.outbox import retry_failed
+
+        count = sum(1 for email_id in ids if retry_failed(email_id))
+        flash(f"Queued {count} failed email(s) for another attempt.")
 
 
 class AuditView(SecureModelView):

@@ -63,7 +63,7 @@ class UserView(SecureModelView):
 
     def after_model_change(self, form, model: User, is_created: bool) -> None:  # noqa: ANN001
         if getattr(model, "_lost_staff", False):
-            reroute_open_tickets_of(model, current_user)
+            reroute_open_tickets_of(model, current_user, self.settings)
 
 
 class SkillView(SecureModelView):

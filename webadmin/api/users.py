@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from flask import current_app
 from flask_jwt_extended import current_user
 from flask_smorest import abort
 
@@ -72,5 +73,5 @@ def patch_user(body: dict, user_id: str) -> dict:
         user.active = body["active"]
     user.save()
     if lost_staff:
-        reroute_open_tickets_of(user, current_user)
+        reroute_open_tickets_of(user, current_user, current_app.extensions["settings"])
     return user_dict(user)
