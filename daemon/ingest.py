@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from mongoengine import NotUniqueError
+from mongoengine import NotUniqueError, ValidationError
 from pymongo.errors import ConnectionFailure
 
 from config import Settings
@@ -37,7 +37,10 @@ def ingest(raw: bytes, settings: Settings, *, source: str = "cli", send_ack: boo
 
 def reingest_quarantined(quarantine_id: str, settings: Settings) -> Outcome:
     """Run a quarantined message through ingestion again (after a fix); the record keeps the result."""
-    record = QuarantinedEmail.objects(id=quarantine_id).first()
+    try:
+        record = QuarantinedEmail.objects(id=quarantine_id).first()
+    except ValidationError:  # not an ObjectId
+        record = None
     if record is None:
         raise LookupError(f"no quarantined email {quarantine_id}")
     raw = record.raw.read() or b""

@@ -1,0 +1,112 @@
+"""APScheduler 3.x jobs of the daemon: mailbox, outbox, and the triage issue's triage/SLA/retrain jobs.
+
+Explicit job ids, `replace_existing`, `coalesce`, one running instance per job, an error listener.
+SIGTERM sets the stop event: the mailbox loop finishes the message in hand, then the scheduler stops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import ModuleType
+
+from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from config import Settings
+from daemon.outbox import send_due
+from daemon.poller import poll_once, run_mailbox_loop
+from models import connect_db, ensure_all_indexes
+
+logger = logging.getLogger(__name__)
+_triage_warned = False
+
+
+def _triage_jobs() -> ModuleType | None:
+    """triage.jobs, written by the triage issue; None (warned once) while it is not importable."""
+    global _triage_warned
+    try:
+        return importlib.import_module("triage.jobs")
+    except ImportError as exc:
+        if not _triage_warned:
+            logger.warning("triage jobs unavailable (%s); running without triage and SLA jobs", exc)
+            _triage_warned = True
+        return None
+
+
+def _triage_call(name: str, settings: Settings) -> Callable[[], None]:
+    def run() -> None:
+        module = _triage_jobs()
+        if module is not None:
+            getattr(module, name)(settings)
+
+    run.__name__ = name
+    return run
+
+
+def run_once(settings: Settings) -> dict[str, object]:
+    """One full pass of every job (mailbox fetch, outbox send, triage, SLA); what each did."""
+    summary: dict[str, object] = {}
+    result = poll_once(settings)
+    summary["mailbox"] = dict(result.outcomes) if result.lease_held else "lease held by another instance"
+    summary["outbox"] = send_due(settings, limit=1000)
+    for name in ("triage_job", "sla_job"):
+        try:
+            _triage_call(name, settings)()
+            summary[name] = "ok"
+        except Exception:  # one failing job must not hide the others' results
+            logger.exception("%s failed", name)
+            summary[name] = "failed"
+    return summary
+
+
+def build_scheduler(settings: Settings, stop: threading.Event) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(8)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        timezone="UTC",
+    )
+    scheduler.add_job(
+        run_mailbox_loop, "interval", seconds=5, args=[settings, stop], id="mailbox", replace_existing=True
+    )
+    scheduler.add_job(send_due, "interval", seconds=2, args=[settings], id="outbox", replace_existing=True)
+    scheduler.add_job(_triage_call("triage_job", settings), "interval", seconds=2, id="triage", replace_existing=True)
+    scheduler.add_job(_triage_call("sla_job", settings), "interval", seconds=60, id="sla", replace_existing=True)
+    scheduler.add_job(
+        _triage_call("retrain_job", settings), "cron", hour=3, minute=17, id="retrain", replace_existing=True
+    )
+
+    def on_error(event: JobExecutionEvent) -> None:
+        logger.error("job %s failed: %r", event.job_id, event.exception)
+
+    scheduler.add_listener(on_error, EVENT_JOB_ERROR)
+    return scheduler
+
+
+def run_daemon(settings: Settings, *, once: bool = False) -> int:
+    """The daemon's one function: connect, then one pass (`once`) or the scheduler until SIGTERM/SIGINT."""
+    connect_db(settings.mongo_uri)
+    ensure_all_indexes()
+    if once:
+        logger.info("one pass: %s", run_once(settings))
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    scheduler = build_scheduler(settings, stop)
+    scheduler.start()
+    now = dt.datetime.now(dt.UTC)
+    for job in scheduler.get_jobs():  # interval jobs start at once rather than one interval from now
+        if job.id != "retrain":
+            job.modify(next_run_time=now)
+    logger.info("daemon running (jobs: %s)", ", ".join(job.id for job in scheduler.get_jobs()))
+    stop.wait()
+    logger.info("stopping: finishing the message in hand")
+    scheduler.shutdown(wait=True)
+    logger.info("stopped")
+    return 0

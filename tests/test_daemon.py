@@ -1,0 +1,135 @@
+"""run_daemon.py and the mailbox loop as a user runs them: --once, SIGTERM, IMAP restart, the CLI."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from config import Settings
+from daemon.poller import run_mailbox_loop
+from models import QuarantinedEmail, Ticket
+from tests.conftest import ROOT
+from tests.daemon_support import mail_script, raw_email
+from tests.support import MailStack, make_email
+
+
+def _env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAP_", "MAIL_", "MONGO_"))}
+    env.update(
+        SECRET_KEY=settings.secret_key,
+        JWT_SECRET_KEY=settings.jwt_secret_key,
+        MONGO_URI=settings.mongo_uri,
+        IMAP_HOST=settings.imap_host,
+        IMAP_PORT=str(settings.imap_port),
+        IMAP_USER=settings.imap_user,
+        IMAP_PASSWORD=settings.imap_password,
+        IMAP_SECURITY=settings.imap_security,
+        MAIL_SERVER=settings.mail_server,
+        MAIL_PORT=str(settings.mail_port),
+        SUPPORT_ADDRESS=settings.support_address,
+        MAIL_DEFAULT_SENDER=settings.mail_default_sender,
+        TRIAGE_PROVIDER="local",
+        MODEL_DIR=settings.model_dir,
+        IMAP_IDLE_SECONDS="0.5",
+    )
+    env.update(extra)
+    return env
+
+
+def _wait(predicate, timeout: float = 20.0) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_run_daemon_once_processes_the_mailbox_and_exits(settings: Settings, mail: MailStack) -> None:
+    mail.deliver(raw_email(subject="Laptop broken"))
+    mail.deliver(b"Subject: no sender\r\n\r\nbody\r\n")
+    result = subprocess.run(
+        [sys.executable, "run_daemon.py", "--once"], cwd=ROOT, env=_env(settings), capture_output=True, timeout=120
+    )
+    log = result.stderr.decode()
+    assert result.returncode == 0, log
+    ticket = Ticket.objects.get()
+    assert f"created #{ticket.number}" in log and "quarantined: no sender" in log
+    assert QuarantinedEmail.objects.count() == 1
+    assert mail.wait_for_sink(1)[0]["Subject"] == f"[#{ticket.number}] Laptop broken"
+
+
+def test_bad_setting_exits_2_with_one_line(settings: Settings) -> None:
+    result = subprocess.run(
+        [sys.executable, "run_daemon.py", "--once"],
+        cwd=ROOT,
+        env=_env(settings, IMAP_PORT="not-a-port"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().strip().count("\n") == 0 and "IMAP_PORT" in result.stderr.decode()
+
+
+def test_running_daemon_acknowledges_pushed_mail_and_stops_on_sigterm(settings: Settings, mail: MailStack) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "run_daemon.py"], cwd=ROOT, env=_env(settings), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        mail.send(make_email(subject="Wifi down"))
+        assert mail.wait_for_sink(1, timeout=15)[0]["Subject"].endswith("Wifi down")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = process.stderr.read() if process.stderr else ""
+    assert "stopped" in log
+    assert Ticket.objects.count() == 1
+
+
+def test_mailbox_loop_survives_an_imap_server_restart(settings: Settings, mail: MailStack) -> None:
+    stop = threading.Event()
+    loop = threading.Thread(target=run_mailbox_loop, args=(settings, stop), daemon=True)
+    loop.start()
+    try:
+        mail.send(make_email(subject="before restart"))
+        assert _wait(lambda: Ticket.objects.count() == 1)
+        mail_script(mail, "stop")
+        time.sleep(0.5)
+        mail_script(mail, "start")
+        mail.send(make_email(subject="after restart"))
+        assert _wait(lambda: Ticket.objects.count() == 2, timeout=40)
+    finally:
+        stop.set()
+        loop.join(timeout=20)
+    assert not loop.is_alive()
+    assert sorted(t.subject for t in Ticket.objects) == ["after restart", "before restart"]
+    assert len(mail.wait_for_sink(2)) == 2
+
+
+def test_flask_cli_ingests_a_file_and_reingests_quarantine(
+    settings: Settings, mail: MailStack, tmp_path: pathlib.Path
+) -> None:
+    from webadmin import create_app
+
+    app = create_app(settings)
+    runner = app.test_cli_runner()
+    good, bad = tmp_path / "good.eml", tmp_path / "bad.eml"
+    good.write_bytes(raw_email(subject="From the CLI"))
+    bad.write_bytes(b"Subject: nobody\r\n\r\nx\r\n")
+    result = runner.invoke(args=["mail", "ingest", str(good)])
+    assert result.exit_code == 0 and result.output.startswith("created #")
+    result = runner.invoke(args=["mail", "ingest", str(bad)])
+    assert result.output.startswith("quarantined: no sender")
+    record = QuarantinedEmail.objects.get()
+    result = runner.invoke(args=["mail", "quarantine-reingest", str(record.id)])
+    assert result.exit_code == 0 and result.output.startswith("quarantined: no sender")
+    assert QuarantinedEmail.objects.count() == 1 and QuarantinedEmail.objects.get().reingested_at
+    result = runner.invoke(args=["mail", "quarantine-reingest", "nope"])
+    assert result.exit_code != 0 and "no quarantined email" in result.output

@@ -1,0 +1,94 @@
+"""daemon.outbox against the real SMTP sink: stored first, sent once, retried with backoff, errors kept."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from config import Settings
+from daemon.ingest import ingest
+from daemon.outbox import send_due, send_one
+from daemon.outcomes import Created
+from models import OutboundEmail, queue_email, utcnow
+from tests.conftest import make_settings
+from tests.daemon_support import mail_script, raw_email, stop_sink
+from tests.support import MailStack
+
+
+def _reply(number: int = 7, **kwargs: object) -> OutboundEmail:
+    return queue_email(
+        kind="reply",
+        to=["ann@example.test"],
+        subject=f"[#{number}] Re: Printer",
+        text="Please restart it.",
+        domain="example.test",
+        ticket_number=number,
+        in_reply_to="<orig@customer.example>",
+        references=["<first@customer.example>", "<orig@customer.example>"],
+        headers={"X-Helpdesk-Ticket": str(number)},
+        **kwargs,
+    )
+
+
+def test_moderator_reply_goes_out_with_its_stored_message_id(settings: Settings, mail: MailStack) -> None:
+    email = _reply()
+    assert send_one(email.id, settings) is True
+    [sent] = mail.wait_for_sink(1)
+    assert sent["Message-ID"] == email.message_id and sent["In-Reply-To"] == "<orig@customer.example>"
+    assert sent["References"] == "<first@customer.example> <orig@customer.example>"
+    assert sent["X-Helpdesk-Ticket"] == "7" and sent["To"] == "ann@example.test"
+    assert OutboundEmail.objects.get().state == "sent"
+    assert send_one(email.id, settings) is False and send_due(settings) == 0
+    assert len(mail.sink_messages()) == 1
+
+
+def test_sink_down_then_back_the_acknowledgement_still_goes_out_once(db: str, mail: MailStack) -> None:
+    settings = make_settings(db, mail, outbox_backoff_seconds=1.0)
+    stop_sink(mail)
+    try:
+        outcome = ingest(raw_email(), settings)
+        assert isinstance(outcome, Created)
+        ack = OutboundEmail.objects.get(kind="ack")
+        assert ack.state == "queued" and ack.attempts == 1 and "Connection refused" in ack.last_error
+        assert send_due(settings) == 0  # not due yet: backoff
+    finally:
+        mail_script(mail, "start")
+    time.sleep(max(0.0, (ack.next_attempt_at - utcnow()).total_seconds()) + 0.05)
+    assert send_due(settings) == 1
+    assert len(mail.wait_for_sink(1)) == 1
+    ack.reload()
+    assert ack.state == "sent" and ack.attempts == 2 and ack.last_error is None
+
+
+def test_failed_after_max_attempts_stays_visible_and_retryable(db: str, mail: MailStack) -> None:
+    settings = make_settings(db, mail, outbox_backoff_seconds=0.01, outbox_max_attempts=2)
+    email = _reply()
+    stop_sink(mail)
+    try:
+        assert send_one(email.id, settings) is False
+        time.sleep(0.05)
+        assert send_due(settings) == 0
+        email.reload()
+        assert email.state == "failed" and email.attempts == 2 and email.last_error
+        time.sleep(0.05)
+        assert send_due(settings) == 0 and email.reload().attempts == 2  # no longer retried by itself
+    finally:
+        mail_script(mail, "start")
+    assert send_one(email.id, settings) is True  # a manual retry
+    assert len(mail.wait_for_sink(1)) == 1 and email.reload().state == "sent"
+
+
+def test_concurrent_senders_send_each_email_once(settings: Settings, mail: MailStack) -> None:
+    for number in range(12):
+        _reply(number + 1)
+    threads = [threading.Thread(target=send_due, args=(settings,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    send_due(settings)
+    messages = mail.wait_for_sink(12)
+    time.sleep(0.3)
+    assert len(mail.sink_messages()) == 12
+    assert len({m["Message-ID"] for m in messages}) == 12
+    assert OutboundEmail.objects(state="sent").count() == 12
