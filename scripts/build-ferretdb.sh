@@ -12,9 +12,9 @@ echo "building FerretDB $VERSION (one time, about a minute)..."
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local
 SRC=$(go mod download -json "github.com/FerretDB/FerretDB@$VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
 WORK="$ROOT/.cache/ferretdb-src"
+mkdir -p "$ROOT/.cache/bin"
 rm -rf "$WORK"; cp -r "$SRC" "$WORK"; chmod -R u+w "$WORK"
 echo "$VERSION" > "$WORK/build/version/version.txt"
-mkdir -p "$ROOT/.cache/bin"
 (cd "$WORK" && go build -trimpath -o "$BIN" ./cmd/ferretdb)
 rm -rf "$WORK"
 echo "built $("$BIN" --version 2>&1 | sed -n 1p)"
