@@ -16,6 +16,7 @@ from models.outbox import record_outbound
 
 logger = logging.getLogger(__name__)
 RATE_COLLECTION = "ack_rate_claims"
+ACK_CLAIM_SECONDS = 120  # stored already claimed by the ingester, which sends it at once
 
 
 def ack_message_id(ticket_number: int, settings: Settings) -> str:
@@ -96,6 +97,7 @@ def queue_acknowledgement(
             references=list(dict.fromkeys(references)),
             headers={"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"},
             message_id=message_id,
+            claim_seconds=ACK_CLAIM_SECONDS,
         )
     except NotUniqueError:
         record_outbound(message_id, ticket.number)

@@ -19,7 +19,6 @@ from daemon.acknowledge import queue_acknowledgement
 from daemon.outcomes import Created, Duplicate, Ignored, Outcome, Quarantined, Threaded
 from daemon.parse import SYNTHETIC_DOMAIN, ParsedEmail, UnparseableEmail, parse_email
 from models import MessageLedger, QuarantinedEmail, Ticket, next_ticket_number, utcnow
-from models.mail import ledger_key
 
 logger = logging.getLogger(__name__)
 MAX_THREAD_LOOKUPS = 20
@@ -72,9 +71,9 @@ def _ingest(
         reason = f"ingest error: {type(exc).__name__}: {exc}"[:500]
         return _quarantine(raw, reason, settings, source, parsed, quarantine)
     if send_ack and isinstance(outcome, Created) and outcome.ack_id:
-        from daemon.outbox import send_one
+        from daemon.outbox import deliver_claimed
 
-        send_one(outcome.ack_id, settings)
+        deliver_claimed([outcome.ack_id], settings)
     return outcome
 
 
@@ -85,10 +84,8 @@ def _route(parsed: ParsedEmail, settings: Settings) -> Outcome:
         logger.warning("Message-ID %s reused by a different message", _redact(parsed.message_id))
         parsed.message_id = f"<reused-{parsed.content_digest[:24]}@{SYNTHETIC_DOMAIN}>"
         entry = MessageLedger.lookup(parsed.message_id)
-    if entry is not None and entry.complete:
+    if entry is not None:
         return Duplicate(entry.ticket_number)
-    if entry is not None:  # an earlier attempt announced a ticket and crashed: finish it
-        return _create(parsed, settings, number=entry.ticket_number, retry=True)
 
     ours = {settings.support_address.lower(), settings.mail_default_sender.lower(), settings.imap_user.lower()}
     if parsed.from_address in ours:
@@ -106,29 +103,16 @@ def _route(parsed: ParsedEmail, settings: Settings) -> Outcome:
         return _record(parsed, outcome, "threaded", ticket)
     if parsed.auto_submitted:
         return _record(parsed, Ignored(f"auto-reply ({parsed.auto_reason})"), "ignored")
-    return _create(parsed, settings, number=None, retry=False)
+    return _create(parsed, settings)
 
 
-def _create(parsed: ParsedEmail, settings: Settings, *, number: int | None, retry: bool) -> Outcome:
-    if number is None:
-        number = next_ticket_number()
-        try:
-            MessageLedger(
-                message_id=parsed.message_id,
-                ticket_number=number,
-                outcome="created",
-                complete=False,
-                content_digest=parsed.content_digest,
-            ).save(force_insert=True)
-        except NotUniqueError:  # another ingester took this message between our lookup and now
-            return Duplicate(None)
+def _create(parsed: ParsedEmail, settings: Settings) -> Outcome:
+    """A new ticket. Ticket.source_message_id is unique: after a crash between the ticket insert and the
+    ledger insert, the retry finds that ticket and finishes it (thread entry, acknowledgement, ledger)."""
     requester = store.get_or_create_requester(parsed.from_address, parsed.from_name)
-    ticket = store.create_ticket(parsed, settings, number, requester)
-    store.append_message(ticket, parsed, settings, reopen=False)
-    ack = queue_acknowledgement(ticket, parsed, settings, retry=retry)
-    MessageLedger.objects(key=ledger_key(parsed.message_id)).update_one(
-        set__complete=True, set__ticket_id=ticket.id, set__ticket_number=ticket.number
-    )
+    ticket, existed = store.create_ticket(parsed, settings, next_ticket_number(), requester)
+    ack = queue_acknowledgement(ticket, parsed, settings, retry=existed)
+    _record(parsed, Created(ticket.number), "created", ticket)
     return Created(ticket.number, acknowledged=ack is not None, ack_id=str(ack.id) if ack else None)
 
 

@@ -152,8 +152,7 @@ def _mail_app(settings: Settings) -> tuple[Flask, Mail]:
         return entry[1], entry[2]
 
 
-def send_many(email_ids: list[str], settings: Settings) -> int:
-    """Send these stored emails now over one connection (the poller's fresh acknowledgements)."""
-    emails = [e for e in OutboundEmail.objects(id__in=email_ids) if e.state != "sent"]
-    claimed = [email for email in emails if _claim(email)]
-    return _send_claimed(claimed, settings) if claimed else 0
+def deliver_claimed(email_ids: list[str], settings: Settings) -> int:
+    """Send emails that were stored already claimed (fresh acknowledgements) over one connection."""
+    emails = [e for e in OutboundEmail.objects(id__in=email_ids) if e.state == "sending"]
+    return _send_claimed(emails, settings) if emails else 0

@@ -16,7 +16,7 @@ from config import Settings
 from daemon.ingest import ingest
 from daemon.lease import Lease, make_holder_id
 from daemon.mailbox import Mailbox, connect, mailbox_name
-from daemon.outbox import send_many
+from daemon.outbox import deliver_claimed
 from daemon.outcomes import Created, Outcome
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def _flush(mailbox: Mailbox, settings: Settings, done: list[int], pending_acks: 
         done.clear()
     if pending_acks:
         try:
-            send_many(pending_acks, settings)
+            deliver_claimed(pending_acks, settings)
         except Exception:  # the outbox job retries queued acknowledgements; ingestion goes on
             logger.exception("sending acknowledgements failed; they stay queued")
         pending_acks.clear()

@@ -54,8 +54,12 @@ def store_attachments(parsed: ParsedEmail, settings: Settings) -> list[Attachmen
     return refs
 
 
-def create_ticket(parsed: ParsedEmail, settings: Settings, number: int, requester: User) -> Ticket:
-    """Insert ticket `number` for this email, or return the one a crashed earlier attempt created."""
+def create_ticket(parsed: ParsedEmail, settings: Settings, number: int, requester: User) -> tuple[Ticket, bool]:
+    """Insert ticket `number` with this email as its first thread entry; (ticket, False).
+
+    When a crashed earlier attempt already created the ticket for this email: (that ticket, True),
+    and `number` stays unused.
+    """
     now = utcnow()
     ticket = Ticket(
         number=number,
@@ -67,17 +71,20 @@ def create_ticket(parsed: ParsedEmail, settings: Settings, number: int, requeste
         created_at=now,
         updated_at=now,
         last_message_at=now,
-        message_count=0,
+        message_count=1,
     )
     ticket.sla_due_at = sla_due(now, ticket.priority, settings.sla_hours)
     try:
-        return ticket.save(force_insert=True)
+        ticket.save(force_insert=True)
     except NotUniqueError:
         existing = Ticket.objects(source_message_id=parsed.message_id).first()
         if existing is None:
             raise
         logger.info("ticket #%s already existed for this message (retry after a crash)", existing.number)
-        return existing
+        _insert_entry(existing, parsed, settings, kind="inbound", public=True, author=requester)
+        return existing, True
+    _insert_entry(ticket, parsed, settings, kind="inbound", public=True, author=requester)
+    return ticket, False
 
 
 def append_message(
@@ -91,6 +98,17 @@ def append_message(
     reopen: bool = True,
 ) -> bool:
     """Add the email to the ticket's thread and bump the ticket; False when it was already there."""
+    if not _insert_entry(ticket, parsed, settings, kind=kind, public=public, author=author):
+        # retry after a crash between the insert and the bump: recount instead of bumping twice
+        Ticket.objects(id=ticket.id).update_one(set__message_count=TicketMessage.objects(ticket=ticket).count())
+        return False
+    _bump(ticket, parsed, settings, count_as_customer=kind == "inbound", reopen=reopen and public)
+    return True
+
+
+def _insert_entry(
+    ticket: Ticket, parsed: ParsedEmail, settings: Settings, *, kind: str, public: bool, author: User | None
+) -> bool:
     entry = TicketMessage(
         ticket=ticket,
         ticket_number=ticket.number,
@@ -115,10 +133,7 @@ def append_message(
     try:
         entry.save(force_insert=True)
     except NotUniqueError:
-        # retry after a crash between the insert and the bump: recount instead of bumping twice
-        Ticket.objects(id=ticket.id).update_one(set__message_count=TicketMessage.objects(ticket=ticket).count())
         return False
-    _bump(ticket, parsed, settings, count_as_customer=kind == "inbound", reopen=reopen and public)
     return True
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from mongoengine import BooleanField, DateTimeField, Document, FileField, IntField, ObjectIdField, StringField
+from mongoengine import DateTimeField, Document, FileField, IntField, ObjectIdField, StringField
 
 from models.base import utcnow
 
@@ -23,7 +23,6 @@ class MessageLedger(Document):
     ticket_number = IntField()
     ticket_id = ObjectIdField()
     content_digest = StringField()  # tells a re-delivery from a different message reusing the Message-ID
-    complete = BooleanField(default=True)  # False: intent recorded, ticket creation not finished yet
     direction = StringField(choices=("in", "out"), default="in")
     outcome = StringField(choices=LEDGER_OUTCOMES, required=True)
     detail = StringField(default="")

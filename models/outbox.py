@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from mongoengine import (
@@ -66,8 +67,12 @@ def queue_email(
     references: list[str] | None = None,
     headers: dict[str, str] | None = None,
     message_id: str | None = None,
+    claim_seconds: int | None = None,
 ) -> OutboundEmail:
-    """Store an outbound email (and its Message-ID in the ledger, so replies to it thread)."""
+    """Store an outbound email (and its Message-ID in the ledger, so replies to it thread).
+
+    `claim_seconds`: the caller sends it itself right away; the outbox job leaves it alone that long.
+    """
     email = OutboundEmail(
         message_id=message_id or make_message_id(domain),
         kind=kind,
@@ -79,7 +84,11 @@ def queue_email(
         in_reply_to=in_reply_to,
         references=references or [],
         headers=[Header(name=k, value=v) for k, v in (headers or {}).items()],
-    ).save()
+    )
+    if claim_seconds:
+        email.state, email.attempts = "sending", 1
+        email.lease_until = utcnow() + dt.timedelta(seconds=claim_seconds)
+    email.save(force_insert=True)
     if ticket_number is not None:
         record_outbound(email.message_id, ticket_number)
     return email

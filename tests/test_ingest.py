@@ -7,6 +7,7 @@ import email
 import pytest
 
 from config import Settings
+from daemon import ingest as ingest_module
 from daemon import store
 from daemon.ingest import ingest, reingest_quarantined
 from daemon.outcomes import Created, Duplicate, Ignored, Quarantined, Threaded
@@ -160,7 +161,7 @@ def test_crash_after_ticket_insert_reuses_the_ticket(
         raise Crash
 
     raw = raw_email()
-    monkeypatch.setattr(store, "append_message", crash)
+    monkeypatch.setattr(ingest_module, "queue_acknowledgement", crash)  # after the ticket insert, before the ledger
     with pytest.raises(Crash):
         ingest(raw, settings)
     assert Ticket.objects.count() == 1

@@ -1,0 +1,94 @@
+"""Acknowledgement latency: emails sent by SMTP one every 0.5 s to a running daemon (run_daemon.py);
+time from sendmail() returning to the acknowledgement landing in the sink. Goal: p95 under 1 s.
+
+    .venv/bin/python bench/ack_latency.py [N] [IMAP_IDLE_SECONDS]     (default 50, 1.0)
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+
+from ingest_stack import (
+    MAIL_PORTS,
+    ROOT,
+    SUPPORT,
+    bench_settings,
+    percentile,
+    settings_env,
+    sink_files,
+    start_stack,
+    stop_stack,
+    synthetic_email,
+)
+
+
+def watch_sink(seen: dict[str, float], stop: threading.Event) -> None:
+    """Record when each acknowledgement (keyed by the In-Reply-To it answers) first appears."""
+    known: set[str] = set()
+    while not stop.is_set():
+        for path in sink_files():
+            if path.name in known:
+                continue
+            known.add(path.name)
+            arrived = time.perf_counter()
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            seen.setdefault(str(message["In-Reply-To"]), arrived)
+        time.sleep(0.005)
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    idle = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+    start_stack()
+    settings = bench_settings(imap_idle_seconds=idle)
+    daemon = subprocess.Popen(
+        [sys.executable, "run_daemon.py", "--log-level", "WARNING"], cwd=ROOT, env=settings_env(settings)
+    )
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_sink, args=(seen, stop), daemon=True)
+    watcher.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", MAIL_PORTS["SMTP_IN_PORT"], timeout=10) as smtp:
+            warmup = synthetic_email(-1)
+            smtp.send_message(warmup, to_addrs=[SUPPORT])
+            deadline = time.monotonic() + 60
+            while warmup["Message-ID"] not in seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sent: dict[str, float] = {}
+            for index in range(count):
+                message = synthetic_email(index)
+                smtp.send_message(message, to_addrs=[SUPPORT])
+                sent[message["Message-ID"]] = time.perf_counter()
+                time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while any(mid not in seen for mid in sent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        latencies = [seen[mid] - at for mid, at in sent.items() if mid in seen]
+        missing = len(sent) - len(latencies)
+        print(f"IMAP_IDLE_SECONDS={idle}: {len(latencies)} acknowledgements, {missing} missing")
+        if latencies:
+            p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+            print(
+                f"latency p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
+                f"(goal p95 < 1000 ms: {'met' if p95 < 1.0 and not missing else 'NOT met'})"
+            )
+    finally:
+        stop.set()
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        stop_stack()
+
+
+if __name__ == "__main__":
+    main()

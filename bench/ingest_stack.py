@@ -1,0 +1,128 @@
+"""Servers and fixtures shared by the ingestion benchmarks: their own FerretDB and mail stack.
+
+They use their own ports and folders, so a dev stack or a test run is not disturbed.
+Run from the repository root: `.venv/bin/python bench/ingest_throughput.py`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config import Settings, load_settings  # noqa: E402
+from models import connect_db, ensure_all_indexes  # noqa: E402
+
+DB_PORT = 27129
+MAIL_PORTS = {"IMAP_PORT": 21143, "IMAPS_PORT": 21993, "LMTP_PORT": 21024, "SMTP_IN_PORT": 21026, "SINK_PORT": 21025}
+MAIL_DIR = pathlib.Path("/tmp/helpdesk-bench-mail")
+DB_DIR = ROOT / ".cache" / "bench-db"
+SUPPORT = "support@example.test"
+
+
+def script(name: str, action: str) -> None:
+    env = {
+        **os.environ,
+        "DB_DIR": str(DB_DIR),
+        "DB_PORT": str(DB_PORT),
+        "MAIL_DIR": str(MAIL_DIR),
+        "PYTHON": sys.executable,
+        **{k: str(v) for k, v in MAIL_PORTS.items()},
+    }
+    subprocess.run(["bash", str(ROOT / "scripts" / name), action], env=env, check=True, capture_output=True)
+
+
+def start_stack(fresh: bool = True) -> Settings:
+    """Start (fresh: purge first) the benchmark's database and mail servers; return matching settings."""
+    if fresh:
+        script("db.sh", "purge")
+        script("mail.sh", "purge")
+    script("db.sh", "start")
+    script("mail.sh", "start")
+    settings = bench_settings()
+    connect_db(settings.mongo_uri)
+    ensure_all_indexes()
+    return settings
+
+
+def stop_stack() -> None:
+    script("db.sh", "purge")
+    script("mail.sh", "purge")
+
+
+def bench_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "secret_key": "bench-secret-key-0123456789",
+        "jwt_secret_key": "bench-jwt-secret-key-0123456789",
+        "mongo_uri": f"mongodb://127.0.0.1:{DB_PORT}/helpdesk_bench",
+        "imap_port": MAIL_PORTS["IMAP_PORT"],
+        "imap_password": "password",
+        "imap_security": "none",
+        "mail_port": MAIL_PORTS["SINK_PORT"],
+        "triage_provider": "local",
+        "ack_limit_per_hour": 1000,
+        "imap_idle_seconds": 1.0,
+        "model_dir": str(ROOT / ".cache" / "bench-triage-model"),
+    }
+    values.update(overrides)
+    return load_settings(environ={}, env_file=None, **values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes run_daemon.py load these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAP_", "MAIL_", "MONGO_"))}
+    env.update(
+        SECRET_KEY=settings.secret_key,
+        JWT_SECRET_KEY=settings.jwt_secret_key,
+        MONGO_URI=settings.mongo_uri,
+        IMAP_PORT=str(settings.imap_port),
+        IMAP_PASSWORD=settings.imap_password,
+        IMAP_SECURITY=settings.imap_security,
+        MAIL_PORT=str(settings.mail_port),
+        TRIAGE_PROVIDER="local",
+        ACK_LIMIT_PER_HOUR=str(settings.ack_limit_per_hour),
+        IMAP_IDLE_SECONDS=str(settings.imap_idle_seconds),
+        MODEL_DIR=settings.model_dir,
+    )
+    return env
+
+
+def synthetic_email(index: int, sender: str | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender or f"Customer {index} <customer{index}@example.org>"
+    message["To"] = SUPPORT
+    message["Subject"] = f"Problem report {index}: the invoice export fails"
+    message["Message-ID"] = f"<bench-{index}-{time.time_ns()}@example.org>"
+    message["Date"] = email.utils.formatdate()
+    body = (
+        f"Hello support,\n\nsince this morning the export of invoice {index} fails with error 0x{index:04x}.\n"
+        "I tried again after a restart and it still fails. Could you please have a look?\n\n"
+        "Thanks,\nA customer\n"
+    )
+    message.set_content(body * 3)
+    return message
+
+
+def append_all(settings: Settings, raws: list[bytes], folder: str = "INBOX") -> None:
+    """Put messages into the mailbox quickly (IMAP APPEND), as delivered mail would be."""
+    from daemon.mailbox import connect
+
+    with connect(settings) as client:
+        for raw in raws:
+            client.append(folder, raw)
+
+
+def sink_files() -> list[pathlib.Path]:
+    return sorted((MAIL_DIR / "data" / "sink" / "new").glob("*"))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]

@@ -1,0 +1,66 @@
+"""Throughput: N emails in the mailbox -> tickets per second end to end (fetch, parse, store, acknowledge),
+beside the raw imapclient fetch rate of the same mailbox. Goal: at least 100 emails/s.
+
+    .venv/bin/python bench/ingest_throughput.py [N]      (default 2000)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from ingest_stack import append_all, sink_files, start_stack, stop_stack, synthetic_email
+
+from daemon.mailbox import connect
+from daemon.poller import poll_once
+from models import Ticket
+
+
+def raw_fetch_rate(settings, batch: int = 200) -> tuple[int, float]:  # noqa: ANN001
+    with connect(settings) as client:
+        client.select_folder("INBOX", readonly=True)
+        uids = client.search(["ALL"])
+        started = time.perf_counter()
+        fetched = 0
+        for start in range(0, len(uids), batch):
+            fetched += len(client.fetch(uids[start : start + batch], ["BODY.PEEK[]"]))
+        return fetched, time.perf_counter() - started
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    logging.basicConfig(level=logging.WARNING)
+    settings = start_stack()
+    try:
+        raws = [bytes(synthetic_email(i)) for i in range(count)]
+        started = time.perf_counter()
+        append_all(settings, raws)
+        print(f"appended {count} emails in {time.perf_counter() - started:.1f} s")
+
+        fetched, fetch_seconds = raw_fetch_rate(settings)
+        raw_rate = fetched / fetch_seconds
+        print(
+            f"raw imapclient fetch (BODY.PEEK[], batches of 200): {fetched} in {fetch_seconds:.2f} s"
+            f" = {raw_rate:,.0f}/s"
+        )
+
+        started = time.perf_counter()
+        result = poll_once(settings)
+        seconds = time.perf_counter() - started
+        tickets = Ticket.objects.count()
+        rate = tickets / seconds
+        print(
+            f"end to end: {result.processed} processed, {tickets} tickets, {len(sink_files())} acknowledgements "
+            f"in {seconds:.1f} s = {rate:.1f} tickets/s"
+        )
+        print(
+            f"ratio end-to-end / raw fetch: {rate / raw_rate:.4f} (goal: >= 100 tickets/s: "
+            f"{'met' if rate >= 100 else 'NOT met'})"
+        )
+    finally:
+        stop_stack()
+
+
+if __name__ == "__main__":
+    main()
