@@ -13,6 +13,7 @@ from models import Ticket, TicketMessage, User
 from models.tickets import OPEN_STATUSES
 
 MAX_PER_PAGE = 100
+MAX_TICKET_NUMBER = 2**53  # larger numbers cannot exist; BSON integers overflow at 2**63
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def can_view(user: User, ticket: Ticket) -> bool:
 
 def get_ticket_for(user: User, number: int) -> Ticket:
     """The ticket, or NotFound when it does not exist, Forbidden when `user` may not see it."""
-    ticket = Ticket.objects(number=number).first()
+    ticket = Ticket.objects(number=number).first() if 0 < number <= MAX_TICKET_NUMBER else None
     if ticket is None:
         raise NotFound(f"Ticket #{number} does not exist.")
     if not can_view(user, ticket):
