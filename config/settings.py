@@ -108,7 +108,7 @@ class Settings:
     triage_max_attempts: int = 5
     triage_review_threshold: float = 0.45
     poll_interval_seconds: int = 30
-    imap_idle_seconds: float = 1.0  # leave IDLE this often to re-check the mailbox, lease and shutdown
+    imap_idle_seconds: float = 0.25  # leave IDLE this often to re-check the mailbox (beats Dovecot's 0.5 s push)
     mailbox_lease_seconds: int = 60
     outbox_max_attempts: int = 6
     outbox_backoff_seconds: float = 5.0  # first retry delay; doubles per attempt, capped at an hour

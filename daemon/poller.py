@@ -21,6 +21,7 @@ from daemon.outcomes import Created, Outcome
 
 logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0
+POLL_RECORD_SECONDS = 30.0  # how often an idle loop notes "last polled" on the cursor
 
 
 @dataclass
@@ -90,15 +91,15 @@ def process_new(
 
 
 def _flush(mailbox: Mailbox, settings: Settings, done: list[int], pending_acks: list[str]) -> None:
-    if done:
-        mailbox.mark_done(done)
-        done.clear()
-    if pending_acks:
+    if pending_acks:  # first: the acknowledgements are already stored, and the customer is waiting
         try:
             deliver_claimed(pending_acks, settings)
         except Exception:  # the outbox job retries queued acknowledgements; ingestion goes on
             logger.exception("sending acknowledgements failed; they stay queued")
         pending_acks.clear()
+    if done:
+        mailbox.mark_done(done)
+        done.clear()
 
 
 def _log(uid: int, outcome: Outcome) -> None:
@@ -127,9 +128,12 @@ def run_mailbox_loop(settings: Settings, stop: threading.Event) -> None:
 
 
 def _serve(mailbox: Mailbox, settings: Settings, lease: Lease, stop: threading.Event) -> None:
+    recorded = 0.0
     while not stop.is_set():
         result = process_new(mailbox, settings, lease=lease, stop=stop)
-        mailbox.record_poll()
+        if result.processed or time.monotonic() - recorded > POLL_RECORD_SECONDS:
+            mailbox.record_poll()
+            recorded = time.monotonic()
         if not result.lease_held or not lease.renew_if_due():
             return
         if stop.is_set():

@@ -71,9 +71,8 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BackgroundSche
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
         timezone="UTC",
     )
-    scheduler.add_job(
-        run_mailbox_loop, "interval", seconds=5, args=[settings, stop], id="mailbox", replace_existing=True
-    )
+    # the mailbox job is one long-running loop (IDLE, reconnects, lease) until `stop` is set
+    scheduler.add_job(run_mailbox_loop, "date", args=[settings, stop], id="mailbox", replace_existing=True)
     scheduler.add_job(send_due, "interval", seconds=2, args=[settings], id="outbox", replace_existing=True)
     scheduler.add_job(_triage_call("triage_job", settings), "interval", seconds=2, id="triage", replace_existing=True)
     scheduler.add_job(_triage_call("sla_job", settings), "interval", seconds=60, id="sla", replace_existing=True)
@@ -102,7 +101,7 @@ def run_daemon(settings: Settings, *, once: bool = False) -> int:
     scheduler.start()
     now = dt.datetime.now(dt.UTC)
     for job in scheduler.get_jobs():  # interval jobs start at once rather than one interval from now
-        if job.id != "retrain":
+        if job.id not in ("retrain", "mailbox"):
             job.modify(next_run_time=now)
     logger.info("daemon running (jobs: %s)", ", ".join(job.id for job in scheduler.get_jobs()))
     stop.wait()
