@@ -37,6 +37,7 @@ cleanup() {
   bash scripts/mail.sh stop >/dev/null
   bash scripts/db.sh stop >/dev/null
   echo "stopped: nothing left running"
+  exit 0
 }
 trap cleanup INT TERM EXIT
 
