@@ -74,3 +74,18 @@ def test_human_set_fields_are_not_overwritten(db, settings):
     jobs.triage_job(settings)
     ticket.reload()
     assert ticket.category == "technical" and ticket.triage.state in ("done", "review")
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_fast_probabilities_equal_sklearns(classes):
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from triage.local import _calibrated_proba, make_classifier
+
+    words = ["invoice refund card", "vpn router wifi", "password login locked"][:classes]
+    texts = [f"{words[i % classes]} sample {i}" for i in range(60)]
+    labels = [str(i % classes) for i in range(60)]
+    matrix = TfidfVectorizer().fit_transform(texts)
+    classifier = make_classifier(3).fit(matrix, labels)
+    assert np.allclose(_calibrated_proba(classifier, matrix), classifier.predict_proba(matrix))
