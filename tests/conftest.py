@@ -97,8 +97,8 @@ def settings(db: str, mail_server: MailStack) -> Settings:
 
 def make_settings(mongo_uri: str, mail_stack: MailStack, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "secret_key": "test-secret-key-0123456789",
-        "jwt_secret_key": "test-jwt-secret-key-0123456789",
+        "secret_key": "test-secret-key-0123456789-abcdefgh",
+        "jwt_secret_key": "test-jwt-secret-key-0123456789-abcdef",
         "mongo_uri": mongo_uri,
         "imap_host": "127.0.0.1",
         "imap_port": mail_stack.imap_port,
