@@ -17,6 +17,7 @@ from models.outbox import record_outbound
 logger = logging.getLogger(__name__)
 RATE_COLLECTION = "ack_rate_claims"
 ACK_CLAIM_SECONDS = 120  # stored already claimed by the ingester, which sends it at once
+ACK_HEADERS = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}
 
 
 def ack_message_id(ticket_number: int, settings: Settings) -> str:
@@ -45,15 +46,34 @@ def claim_rate_slot(address: str, settings: Settings) -> bool:
     counters are not atomic).
     """
     database = Ticket._get_db()
-    hour = utcnow().strftime("%Y%m%d%H")
-    sender = hashlib.sha256(address.encode()).hexdigest()[:24]
     for slot in range(settings.ack_limit_per_hour):
         try:
-            database[RATE_COLLECTION].insert_one({"_id": f"{sender}:{hour}:{slot}", "at": utcnow()})
+            database[RATE_COLLECTION].insert_one({"_id": rate_slot_id(address, slot), "at": utcnow()})
             return True
         except DuplicateKeyError:
             continue
     return False
+
+
+def rate_slot_id(address: str, slot: int) -> str:
+    """The `_id` of acknowledgement number `slot` to this sender in the current clock hour."""
+    sender = hashlib.sha256(address.encode()).hexdigest()[:24]
+    return f"{sender}:{utcnow().strftime('%Y%m%d%H')}:{slot}"
+
+
+def acknowledgement_text(ticket: Ticket, parsed: ParsedEmail, settings: Settings) -> tuple[str, str, list[str]]:
+    """Subject, body and References of the acknowledgement for a new ticket."""
+    link = status_url(settings.app_url, settings.secret_key, ticket.number, ticket.requester_email)
+    subject = f"[#{ticket.number}] {_strip_reply_prefix(parsed.subject) or '(no subject)'}"[:998]
+    text = (
+        f"Hello{' ' + parsed.from_name if parsed.from_name else ''},\n\n"
+        f"we received your message and opened ticket #{ticket.number} for it.\n"
+        f"A member of our team will get back to you. You can follow the ticket here:\n{link}\n\n"
+        f"To add information, reply to this email and keep the [#{ticket.number}] in the subject.\n\n"
+        "This is an automatic reply."
+    )
+    references = list(dict.fromkeys([*parsed.references[-10:], parsed.message_id]))
+    return subject, text, references
 
 
 def queue_acknowledgement(
@@ -75,16 +95,7 @@ def queue_acknowledgement(
     if not claim_rate_slot(parsed.from_address, settings):
         logger.info("no acknowledgement for #%s: sender over %s per hour", ticket.number, settings.ack_limit_per_hour)
         return None
-    link = status_url(settings.app_url, settings.secret_key, ticket.number, ticket.requester_email)
-    subject = f"[#{ticket.number}] {_strip_reply_prefix(parsed.subject) or '(no subject)'}"[:998]
-    text = (
-        f"Hello{' ' + parsed.from_name if parsed.from_name else ''},\n\n"
-        f"we received your message and opened ticket #{ticket.number} for it.\n"
-        f"A member of our team will get back to you. You can follow the ticket here:\n{link}\n\n"
-        "To add information, reply to this email and keep the [#" + str(ticket.number) + "] in the subject.\n\n"
-        "This is an automatic reply."
-    )
-    references = [*parsed.references[-10:], parsed.message_id]
+    subject, text, references = acknowledgement_text(ticket, parsed, settings)
     try:
         return queue_email(
             kind="ack",
@@ -94,8 +105,8 @@ def queue_acknowledgement(
             domain=settings.support_address.rsplit("@", 1)[1],
             ticket_number=ticket.number,
             in_reply_to=parsed.message_id,
-            references=list(dict.fromkeys(references)),
-            headers={"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"},
+            references=references,
+            headers=ACK_HEADERS,
             message_id=message_id,
             claim_seconds=ACK_CLAIM_SECONDS,
         )

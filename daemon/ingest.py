@@ -73,7 +73,7 @@ def _ingest(
     if send_ack and isinstance(outcome, Created) and outcome.ack_id:
         from daemon.outbox import deliver_claimed
 
-        deliver_claimed([outcome.ack_id], settings)
+        deliver_claimed([outcome.ack], settings)
     return outcome
 
 
@@ -113,7 +113,7 @@ def _create(parsed: ParsedEmail, settings: Settings) -> Outcome:
     ticket, existed = store.create_ticket(parsed, settings, next_ticket_number(), requester)
     ack = queue_acknowledgement(ticket, parsed, settings, retry=existed)
     _record(parsed, Created(ticket.number), "created", ticket)
-    return Created(ticket.number, acknowledged=ack is not None, ack_id=str(ack.id) if ack else None)
+    return Created(ticket.number, acknowledged=ack is not None, ack_id=str(ack.id) if ack else None, ack=ack)
 
 
 def _find_thread(parsed: ParsedEmail) -> Ticket | None:

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import smtplib
 import threading
+import time
 from contextlib import ExitStack
 
 from flask import Flask
@@ -22,6 +23,7 @@ from models import OutboundEmail, utcnow
 
 logger = logging.getLogger(__name__)
 CLAIMS = "outbox_claims"
+SENT_MARKERS = "outbox_sent"  # inserted the moment an email is accepted by SMTP; folded into `state` later
 SEND_LEASE = dt.timedelta(seconds=120)
 MAX_BACKOFF = 3600.0
 _apps: dict[int, tuple[Settings, Flask, Mail]] = {}
@@ -42,6 +44,7 @@ def send_one(email_id: object, settings: Settings) -> bool:
 
 def send_due(settings: Settings, limit: int = 50) -> int:
     """Send queued emails whose time has come (and ones a crashed sender left); returns how many went out."""
+    reconcile_sent()
     now = utcnow()
     due = list(OutboundEmail.objects(state="queued", next_attempt_at__lte=now).order_by("next_attempt_at")[:limit])
     stale = OutboundEmail.objects(state="sending", lease_until__lt=now)[: max(0, limit - len(due))]
@@ -58,7 +61,28 @@ def retry_failed(email_id: object) -> bool:
     )
 
 
+def reconcile_sent(limit: int = 1000, budget_seconds: float = 1.0) -> int:
+    """Fold sent markers (batch sends, crashed senders) into OutboundEmail.state, within a time budget."""
+    markers = OutboundEmail._get_db()[SENT_MARKERS]
+    found = list(markers.find().limit(limit))  # only markers not folded in yet: a small collection
+    started = time.monotonic()
+    for count, marker in enumerate(found):
+        if time.monotonic() - started > budget_seconds:
+            return count
+        OutboundEmail.objects(id=marker["email_id"]).update_one(
+            set__state="sent", set__sent_at=marker["at"], unset__lease_until=True, unset__last_error=True
+        )
+        markers.delete_one({"_id": marker["_id"]})
+    return len(found)
+
+
+def _was_sent(email: OutboundEmail) -> bool:
+    return OutboundEmail._get_db()[SENT_MARKERS].find_one({"_id": str(email.id)}) is not None
+
+
 def _claim(email: OutboundEmail) -> bool:
+    if _was_sent(email):  # accepted by SMTP before its state was updated (e.g. a crash): never twice
+        return False
     attempt = (email.attempts or 0) + 1
     claims = OutboundEmail._get_db()[CLAIMS]
     try:
@@ -75,8 +99,12 @@ def _claim(email: OutboundEmail) -> bool:
     return True
 
 
-def _send_claimed(emails: list[OutboundEmail], settings: Settings) -> int:
-    """Send claimed emails over one SMTP connection; record success or the error on each record."""
+def _send_claimed(emails: list[OutboundEmail], settings: Settings, *, defer_state: bool = False) -> int:
+    """Send claimed emails over one SMTP connection; record success or the error on each record.
+
+    `defer_state`: record success as a sent marker only (an insert: fast on FerretDB, where updates
+    scan the collection); `reconcile_sent` folds the markers into `state` in bulk.
+    """
     app, mail = _mail_app(settings)
     sent = 0
     with app.app_context(), ExitStack() as stack:
@@ -93,13 +121,25 @@ def _send_claimed(emails: list[OutboundEmail], settings: Settings) -> int:
                         _release(rest)
                     break
                 continue
-            OutboundEmail.objects(id=email.id).update_one(
-                set__state="sent", set__sent_at=utcnow(), unset__lease_until=True, unset__last_error=True
-            )
+            _mark_sent(email)
+            if not defer_state:
+                OutboundEmail.objects(id=email.id).update_one(
+                    set__state="sent", set__sent_at=utcnow(), unset__lease_until=True, unset__last_error=True
+                )
+                OutboundEmail._get_db()[SENT_MARKERS].delete_one({"_id": str(email.id)})
             email.state = "sent"
             sent += 1
             logger.info("sent %s for #%s (attempt %s)", email.kind, email.ticket_number, email.attempts)
     return sent
+
+
+def _mark_sent(email: OutboundEmail) -> None:
+    try:
+        OutboundEmail._get_db()[SENT_MARKERS].insert_one(
+            {"_id": str(email.id), "email_id": email.id, "batch": email.batch, "at": utcnow()}
+        )
+    except DuplicateKeyError:
+        pass
 
 
 def _failed(email: OutboundEmail, settings: Settings, error: str) -> None:
@@ -152,7 +192,14 @@ def _mail_app(settings: Settings) -> tuple[Flask, Mail]:
         return entry[1], entry[2]
 
 
-def deliver_claimed(email_ids: list[str], settings: Settings) -> int:
-    """Send emails that were stored already claimed (fresh acknowledgements) over one connection."""
-    emails = [e for e in OutboundEmail.objects(id__in=email_ids) if e.state == "sending"]
-    return _send_claimed(emails, settings) if emails else 0
+def deliver_claimed(emails: list[OutboundEmail], settings: Settings) -> int:
+    """Send emails that this process stored already claimed (fresh acknowledgements) at once.
+
+    A batch records success as sent markers only (inserts; on FerretDB every update scans its
+    collection); the outbox job folds them into `state` (`reconcile_sent`), and no claim ever
+    resends an email that has a marker.
+    """
+    emails = [email for email in emails if email.state == "sending"]
+    if not emails:
+        return 0
+    return _send_claimed(emails, settings, defer_state=len(emails) > 1)

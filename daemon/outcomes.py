@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -10,6 +11,7 @@ class Created:
     ticket_number: int
     acknowledged: bool = False
     ack_id: str | None = field(default=None, compare=False)  # the queued acknowledgement (outbox id)
+    ack: Any = field(default=None, compare=False, repr=False)  # that OutboundEmail, stored claimed by us
 
     def describe(self) -> str:
         return f"created #{self.ticket_number}" + (" (acknowledged)" if self.acknowledged else "")

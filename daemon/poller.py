@@ -13,14 +13,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from config import Settings
-from daemon.ingest import ingest
+from daemon.bulk import ingest_batch
 from daemon.lease import Lease, make_holder_id
 from daemon.mailbox import Mailbox, connect, mailbox_name
 from daemon.outbox import deliver_claimed
 from daemon.outcomes import Created, Outcome
+from models import OutboundEmail
 
 logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0
+CHUNK_SIZE = 200  # messages ingested (bulk-written, flagged, acknowledged) together
 POLL_RECORD_SECONDS = 30.0  # how often an idle loop notes "last polled" on the cursor
 
 
@@ -62,35 +64,37 @@ def process_new(
     max_messages: int | None = None,
     stop: threading.Event | None = None,
 ) -> PassResult:
-    """Ingest the folder's new messages in UID order; acknowledgements go out after each small batch."""
+    """Ingest the folder's new messages in UID order, in chunks: plain new emails are written in bulk.
+
+    On `stop` (SIGTERM) the chunk in hand is finished, flagged and acknowledged; the rest waits.
+    """
     result = PassResult()
     uids = mailbox.new_uids()
     if max_messages is not None:
         uids = uids[:max_messages]
-    pending_acks: list[str] = []
-    done: list[int] = []
-    try:
-        for uid, raw in mailbox.fetch(uids):
-            if stop is not None and stop.is_set():
-                break
-            if not lease.renew_if_due():
-                result.lease_held = False
-                break
-            outcome = ingest(raw, settings, source=f"{mailbox.name}#{uid}", send_ack=False)
+    chunk: list[tuple[int, bytes]] = []
+    messages = mailbox.fetch(uids)
+    while True:
+        if stop is not None and stop.is_set():
+            break
+        chunk = [item for _, item in zip(range(CHUNK_SIZE), messages, strict=False)]
+        if not chunk:
+            break
+        if not lease.renew_if_due():
+            result.lease_held = False
+            break
+        sources = [(f"{mailbox.name}#{uid}", raw) for uid, raw in chunk]
+        outcomes = ingest_batch(sources, settings)
+        for (uid, _), outcome in zip(chunk, outcomes, strict=True):
             _log(uid, outcome)
             result.outcomes[type(outcome).__name__] += 1
-            result.processed += 1
-            done.append(uid)
-            if isinstance(outcome, Created) and outcome.ack_id:
-                pending_acks.append(outcome.ack_id)
-            if len(done) >= 20:  # flag in small groups; acknowledgements do not wait for the whole batch
-                _flush(mailbox, settings, done, pending_acks)
-    finally:
-        _flush(mailbox, settings, done, pending_acks)
+        result.processed += len(chunk)
+        acks = [o.ack for o in outcomes if isinstance(o, Created) and o.ack is not None]
+        _flush(mailbox, settings, [uid for uid, _ in chunk], acks)
     return result
 
 
-def _flush(mailbox: Mailbox, settings: Settings, done: list[int], pending_acks: list[str]) -> None:
+def _flush(mailbox: Mailbox, settings: Settings, done: list[int], pending_acks: list[OutboundEmail]) -> None:
     if pending_acks:  # first: the acknowledgements are already stored, and the customer is waiting
         try:
             deliver_claimed(pending_acks, settings)

@@ -43,6 +43,7 @@ class OutboundEmail(Document):
     attempts = IntField(default=0)
     next_attempt_at = DateTimeField(default=utcnow)
     lease_until = DateTimeField()
+    batch = StringField()  # emails claimed and sent together (bulk acknowledgements) share this tag
     last_error = StringField()
     created_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField()
