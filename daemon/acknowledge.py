@@ -9,6 +9,7 @@ from mongoengine import NotUniqueError
 from pymongo.errors import DuplicateKeyError
 
 from config import Settings
+from daemon.outbox import was_sent
 from daemon.parse import ParsedEmail
 from models import OutboundEmail, Ticket, queue_email, utcnow
 from models.links import status_url
@@ -91,6 +92,8 @@ def queue_acknowledgement(
     existing = OutboundEmail.objects(message_id=message_id).first() if retry else None
     if existing is not None:  # a retry after a crash: never a second acknowledgement
         record_outbound(message_id, ticket.number)
+        if existing.state == "sending" and was_sent(existing):
+            existing.state = "sent"  # the crashed sender got it out (its sent marker says so)
         return existing
     if not claim_rate_slot(parsed.from_address, settings):
         logger.info("no acknowledgement for #%s: sender over %s per hour", ticket.number, settings.ack_limit_per_hour)

@@ -76,12 +76,13 @@ def reconcile_sent(limit: int = 1000, budget_seconds: float = 1.0) -> int:
     return len(found)
 
 
-def _was_sent(email: OutboundEmail) -> bool:
+def was_sent(email: OutboundEmail) -> bool:
+    """True when SMTP accepted this email, even if its `state` does not say so yet."""
     return OutboundEmail._get_db()[SENT_MARKERS].find_one({"_id": str(email.id)}) is not None
 
 
 def _claim(email: OutboundEmail) -> bool:
-    if _was_sent(email):  # accepted by SMTP before its state was updated (e.g. a crash): never twice
+    if was_sent(email):  # accepted by SMTP before its state was updated (e.g. a crash): never twice
         return False
     attempt = (email.attempts or 0) + 1
     claims = OutboundEmail._get_db()[CLAIMS]

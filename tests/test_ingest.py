@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import time
 
 import pytest
 
@@ -189,3 +190,17 @@ def test_acknowledgements_are_rate_limited_per_sender(db: str, mail: MailStack) 
     assert [o.acknowledged for o in outcomes] == [True, True, False]
     assert Ticket.objects.count() == 3 and len(mail.wait_for_sink(2)) == 2
     assert User.objects(email="customer@example.test").count() == 1
+
+
+def test_crash_after_the_acknowledgement_went_out_does_not_send_it_again(settings: Settings, mail: MailStack) -> None:
+    from daemon import outbox
+    from models import MessageLedger
+    from models.mail import ledger_key
+
+    raw = raw_email()
+    first = ingest(raw, settings, send_ack=False)  # ticket and claimed acknowledgement stored
+    outbox._send_claimed([first.ack], settings, defer_state=True)  # accepted by SMTP: sent marker only
+    MessageLedger.objects(key=ledger_key(email.message_from_bytes(raw)["Message-ID"])).delete()  # killed here
+    assert ingest(raw, settings) == Created(first.ticket_number, acknowledged=True)
+    time.sleep(0.3)
+    assert len(mail.wait_for_sink(1)) == 1 and Ticket.objects.count() == 1
