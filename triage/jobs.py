@@ -26,7 +26,7 @@ def triage_job(settings: Settings) -> None:
     taxonomy = load_taxonomy()
     provider = build_provider(settings)
     worker = worker_id()
-    threads = 1 if isinstance(provider, LocalProvider) else max(1, settings.gemini_concurrency)
+    threads = max(1, settings.gemini_concurrency)  # database round trips overlap even for the offline model
     done = 0
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="triage") as pool:
         while done < MAX_TICKETS_PER_PASS:

@@ -72,8 +72,9 @@ def claim_due(
             set__triage__lease_until=now + dt.timedelta(seconds=lease_seconds),
             set__triage__started_at=now,
         )
-        if updated:
-            ticket.reload()
+        if updated:  # mirror the update locally instead of another round trip
+            state.state, state.attempts, state.claimed_by = "running", attempt, worker
+            state.lease_until, state.started_at = now + dt.timedelta(seconds=lease_seconds), now
             claimed.append(ticket)
     return claimed
 
