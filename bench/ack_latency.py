@@ -1,7 +1,7 @@
 """Acknowledgement latency: emails sent by SMTP one every 0.5 s to a running daemon (run_daemon.py);
 time from sendmail() returning to the acknowledgement landing in the sink. Goal: p95 under 1 s.
 
-    .venv/bin/python bench/ack_latency.py [N] [IMAP_IDLE_SECONDS]     (default 50, 1.0)
+    .venv/bin/python bench/ack_latency.py [N] [IMAP_IDLE_SECONDS]     (default 50, the setting's default)
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def watch_sink(seen: dict[str, float], stop: threading.Event) -> None:
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-    idle = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
     start_stack()
-    settings = bench_settings(imap_idle_seconds=idle)
+    settings = bench_settings(**({"imap_idle_seconds": float(sys.argv[2])} if len(sys.argv) > 2 else {}))
+    idle = settings.imap_idle_seconds
     daemon = subprocess.Popen(
         [sys.executable, "run_daemon.py", "--log-level", "WARNING"], cwd=ROOT, env=settings_env(settings)
     )

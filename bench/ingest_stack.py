@@ -68,7 +68,6 @@ def bench_settings(**overrides: object) -> Settings:
         "mail_port": MAIL_PORTS["SINK_PORT"],
         "triage_provider": "local",
         "ack_limit_per_hour": 1000,
-        "imap_idle_seconds": 1.0,
         "model_dir": str(ROOT / ".cache" / "bench-triage-model"),
     }
     values.update(overrides)
