@@ -112,3 +112,13 @@ def test_deactivating_a_moderator_reroutes_open_tickets(db, settings):
     closed_ticket.reload()
     assert open_ticket.assignee == staying and closed_ticket.assignee == leaving
     assert AuditEvent.objects(ticket_number=open_ticket.number, actor="admin@x.test").count() == 1
+
+
+def test_leaving_admin_hands_escalated_tickets_to_another_admin(db, settings):
+    ensure_default_taxonomy()
+    leaving = make_staff("boss1@x.test", role="admin")
+    other = make_staff("boss2@x.test", role="admin")
+    ticket = make_ticket("a", "b", assignee=leaving, status="escalated", required_skills=["sso"])
+    assert reroute_open_tickets_of(leaving, "boss2@x.test", settings) == 1  # still active at this point
+    ticket.reload()
+    assert ticket.assignee == other and ticket.status == "escalated"

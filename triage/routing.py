@@ -68,10 +68,11 @@ def choose_moderator(ticket: Ticket, exclude: set[str] | None = None) -> Routing
     return RoutingDecision(assignee=user, reason=f"matched {matched}; {_plural(load)}", matched_skills=overlap)
 
 
-def least_loaded_admin() -> tuple[User, int] | None:
+def least_loaded_admin(exclude: set[str] | None = None) -> tuple[User, int] | None:
     admins = [
         (open_ticket_count(a), a.last_assigned_at or _NEVER, a.email, a)
         for a in User.objects(role="admin", active=True)
+        if not exclude or str(a.id) not in exclude
     ]
     if not admins:
         return None
@@ -86,16 +87,18 @@ def route_ticket(
     decision = choose_moderator(ticket, exclude)
     if decision is None:
         wanted = ", ".join(ticket.required_skills or []) or "any skill"
-        return escalate_ticket(ticket, f"no active moderator covers {wanted}", actor, settings)
+        return escalate_ticket(ticket, f"no active moderator covers {wanted}", actor, settings, exclude)
     _assign(ticket, decision, actor, _settings(settings))
     return decision
 
 
-def escalate_ticket(ticket: Ticket, reason: str, actor: str, settings: Settings | None = None) -> RoutingDecision:
+def escalate_ticket(
+    ticket: Ticket, reason: str, actor: str, settings: Settings | None = None, exclude: set[str] | None = None
+) -> RoutingDecision:
     """Give `ticket` to the least-loaded admin with status escalated and the reason stored."""
     now = utcnow()
     ticket.status, ticket.escalated, ticket.escalation_reason, ticket.escalated_at = "escalated", True, reason, now
-    found = least_loaded_admin()
+    found = least_loaded_admin(exclude)
     if found is None:
         logger.error("ticket #%s: escalation (%s) found no active admin", ticket.number, reason)
         decision = RoutingDecision(assignee=None, reason=f"{reason}; no active admin", escalated=True)
@@ -136,6 +139,11 @@ def _notify(ticket: Ticket, decision: RoutingDecision, settings: Settings) -> No
     lines = [
         f"{heading}: ticket #{n} ({ticket.priority}, {ticket.category or 'uncategorised'}).",
         f"Why: {decision.reason}",
+        *(
+            ["Warning: the email seems to try to instruct the triage model; check category and priority."]
+            if ticket.triage and ticket.triage.injection_suspected
+            else []
+        ),
         "",
         "Summary (machine-written, unverified):",
         ticket.summary or "(none)",
