@@ -148,3 +148,26 @@ def test_injection_is_flagged_and_cannot_raise_priority(gemini_settings, fake):
     assert {"ignore instructions", "assign to", "set priority"} <= set(ticket.triage.injection_signals)
     mail = OutboundEmail.objects(ticket_number=ticket.number).get()
     assert mail.to == [admin.email] and "seems to try to instruct the triage model" in mail.text
+
+
+def test_rate_limiter_allows_n_requests_per_minute():
+    from triage.gemini import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(3, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    granted = []
+    for _ in range(7):
+        limiter.acquire()
+        granted.append(now[0])
+    assert granted[:3] == [0.0, 0.0, 0.0] and granted[3] == pytest.approx(60.0) and granted[6] == pytest.approx(120.0)
+
+
+def test_concurrency_is_bounded_and_used(gemini_settings, fake):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake.latency = 0.3
+    provider = GeminiProvider(gemini_settings(gemini_concurrency=2, gemini_requests_per_minute=1000))
+    taxonomy = load_taxonomy()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda _: provider.triage(EMAIL, taxonomy), range(6)))
+    assert fake.max_in_flight == 2

@@ -31,22 +31,23 @@ Give your confidence (0 to 1) for category, priority and required_skills. langua
 class RateLimiter:
     """At most `per_minute` acquisitions in any 60-second window, shared by all threads."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, clock=time.monotonic, sleep=time.sleep) -> None:
         self.per_minute = max(1, per_minute)
+        self._clock, self._sleep = clock, sleep
         self._times: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
         while True:
             with self._lock:
-                now = time.monotonic()
+                now = self._clock()
                 while self._times and now - self._times[0] >= 60.0:
                     self._times.popleft()
                 if len(self._times) < self.per_minute:
                     self._times.append(now)
                     return
                 wait = 60.0 - (now - self._times[0])
-            time.sleep(min(wait, 1.0))
+            self._sleep(min(wait, 1.0))
 
 
 def response_schema(taxonomy: Taxonomy) -> types.Schema:
