@@ -8,10 +8,10 @@ import threading
 from models import AuditEvent, OutboundEmail, Ticket, utcnow
 from tests.triage_support import make_staff, make_ticket
 from triage import jobs
-from triage.provider import ProviderError
+from triage.provider import ProviderError, TriageInput
 from triage.queue import claim_due, request_retriage
 from triage.service import LocalProvider
-from triage.taxonomy import ensure_default_taxonomy
+from triage.taxonomy import ensure_default_taxonomy, load_taxonomy
 
 
 def test_two_workers_never_claim_the_same_ticket(db):
@@ -105,3 +105,26 @@ def test_request_retriage_makes_a_done_ticket_due_again(db, settings):
     request_retriage(ticket)
     assert ticket.triage.state == "pending" and ticket.triage.attempts == 0
     assert [t.number for t in claim_due("w")] == [ticket.number]  # a fresh generation, not a stale claim
+
+
+def test_two_daemons_running_the_job_triage_and_notify_each_ticket_once(db, settings):
+    ensure_default_taxonomy()
+    make_staff("pay@example.test", skills=["payments"])
+    tickets = [make_ticket(f"Invoice {i}", "My card payment was charged twice") for i in range(10)]
+    LocalProvider(settings).triage(TriageInput("warm", "up"), load_taxonomy())  # train once, outside the race
+    barrier = threading.Barrier(2)
+
+    def daemon() -> None:
+        barrier.wait()
+        jobs.triage_job(settings)
+
+    threads = [threading.Thread(target=daemon) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for ticket in tickets:
+        ticket.reload()
+        assert ticket.triage.state in ("done", "review") and ticket.triage.attempts == 1
+        assert AuditEvent.objects(ticket_number=ticket.number, action="assign").count() == 1
+        assert OutboundEmail.objects(ticket_number=ticket.number).count() == 1
