@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from config import Settings
@@ -72,38 +73,37 @@ def process_new(
     uids = mailbox.new_uids()
     if max_messages is not None:
         uids = uids[:max_messages]
-    chunk: list[tuple[int, bytes]] = []
     messages = mailbox.fetch(uids)
-    while True:
-        if stop is not None and stop.is_set():
-            break
-        chunk = [item for _, item in zip(range(CHUNK_SIZE), messages, strict=False)]
-        if not chunk:
-            break
-        if not lease.renew_if_due():
-            result.lease_held = False
-            break
-        sources = [(f"{mailbox.name}#{uid}", raw) for uid, raw in chunk]
-        outcomes = ingest_batch(sources, settings)
-        for (uid, _), outcome in zip(chunk, outcomes, strict=True):
-            _log(uid, outcome)
-            result.outcomes[type(outcome).__name__] += 1
-        result.processed += len(chunk)
-        acks = [o.ack for o in outcomes if isinstance(o, Created) and o.ack is not None]
-        _flush(mailbox, settings, [uid for uid, _ in chunk], acks)
+    # acknowledgements (already stored, claimed) go out on a sender thread while the next chunk is ingested
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ack-sender") as sender:
+        sending: Future | None = None
+        while not (stop is not None and stop.is_set()):
+            chunk = [item for _, item in zip(range(CHUNK_SIZE), messages, strict=False)]
+            if not chunk:
+                break
+            if not lease.renew_if_due():
+                result.lease_held = False
+                break
+            outcomes = ingest_batch([(f"{mailbox.name}#{uid}", raw) for uid, raw in chunk], settings)
+            for (uid, _), outcome in zip(chunk, outcomes, strict=True):
+                _log(uid, outcome)
+                result.outcomes[type(outcome).__name__] += 1
+            result.processed += len(chunk)
+            acks = [o.ack for o in outcomes if isinstance(o, Created) and o.ack is not None]
+            if sending is not None:
+                sending.result()  # at most one chunk's acknowledgements in flight
+            sending = sender.submit(_send_acks, acks, settings) if acks else None
+            mailbox.mark_done([uid for uid, _ in chunk])
+        if sending is not None:
+            sending.result()
     return result
 
 
-def _flush(mailbox: Mailbox, settings: Settings, done: list[int], pending_acks: list[OutboundEmail]) -> None:
-    if pending_acks:  # first: the acknowledgements are already stored, and the customer is waiting
-        try:
-            deliver_claimed(pending_acks, settings)
-        except Exception:  # the outbox job retries queued acknowledgements; ingestion goes on
-            logger.exception("sending acknowledgements failed; they stay queued")
-        pending_acks.clear()
-    if done:
-        mailbox.mark_done(done)
-        done.clear()
+def _send_acks(acks: list[OutboundEmail], settings: Settings) -> None:
+    try:
+        deliver_claimed(acks, settings)
+    except Exception:  # claimed acknowledgements are retried by the outbox job once their claim expires
+        logger.exception("sending acknowledgements failed; the outbox job retries them")
 
 
 def _log(uid: int, outcome: Outcome) -> None:
