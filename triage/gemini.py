@@ -52,21 +52,23 @@ class RateLimiter:
 
 def response_schema(taxonomy: Taxonomy) -> types.Schema:
     """The structured-output schema; enums come from the admin-edited lists."""
-    string, number = types.Schema(type="STRING"), types.Schema(type="NUMBER")
+    string, number = types.Schema(type=types.Type.STRING), types.Schema(type=types.Type.NUMBER)
     properties = {
-        "category": types.Schema(type="STRING", enum=list(taxonomy.categories)),
-        "priority": types.Schema(type="STRING", enum=list(taxonomy.priorities)),
-        "required_skills": types.Schema(type="ARRAY", items=types.Schema(type="STRING", enum=list(taxonomy.skills))),
+        "category": types.Schema(type=types.Type.STRING, enum=list(taxonomy.categories)),
+        "priority": types.Schema(type=types.Type.STRING, enum=list(taxonomy.priorities)),
+        "required_skills": types.Schema(
+            type=types.Type.ARRAY, items=types.Schema(type=types.Type.STRING, enum=list(taxonomy.skills))
+        ),
         "language": string,
         "summary": string,
         "helpful_notes": string,
-        "injection_suspected": types.Schema(type="BOOLEAN"),
+        "injection_suspected": types.Schema(type=types.Type.BOOLEAN),
         "confidence": types.Schema(
-            type="OBJECT",
+            type=types.Type.OBJECT,
             properties={"category": number, "priority": number, "required_skills": number},
         ),
     }
-    return types.Schema(type="OBJECT", properties=properties, required=list(properties))
+    return types.Schema(type=types.Type.OBJECT, properties=properties, required=list(properties))
 
 
 def email_prompt(item: TriageInput) -> str:
@@ -97,14 +99,16 @@ def parse_answer(text: str, taxonomy: Taxonomy, tokens: int) -> TriageResult:
         raise ProviderError("gemini answer is not JSON") from None
     if not isinstance(data, dict):
         raise ProviderError("gemini answer is not a JSON object")
-    raw_confidence = data.get("confidence") if isinstance(data.get("confidence"), dict) else {}
+    raw = data.get("confidence")
+    raw_confidence: dict = raw if isinstance(raw, dict) else {}
     confidence = {}
     for name in ("category", "priority", "required_skills"):
         try:
             confidence[name] = min(max(float(raw_confidence.get(name, 0.5)), 0.0), 1.0)
         except (TypeError, ValueError):
             confidence[name] = 0.0
-    skills = data.get("required_skills") if isinstance(data.get("required_skills"), list) else []
+    listed = data.get("required_skills")
+    skills: list = listed if isinstance(listed, list) else []
     result = TriageResult(
         category=str(data.get("category", "")).strip().lower(),
         priority=str(data.get("priority", "")).strip().lower(),
@@ -161,7 +165,7 @@ class GeminiProvider:
                         model=self.settings.gemini_model, contents=email_prompt(item), config=config
                     )
                 usage = response.usage_metadata
-                return parse_answer(response.text, taxonomy, (usage.total_token_count or 0) if usage else 0)
+                return parse_answer(response.text or "", taxonomy, (usage.total_token_count or 0) if usage else 0)
             except errors.APIError as error:
                 delay = _retry_delay(error) if error.code == 429 else 0.0
                 retryable = error.code in (408, 429) or (error.code or 0) >= 500

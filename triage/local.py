@@ -14,6 +14,7 @@ import tempfile
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import joblib
 import numpy as np
@@ -62,7 +63,7 @@ def model_text(subject: str, body: str) -> str:
 @dataclass
 class _FieldModel:
     classes: list[str]
-    classifier: object | None = None  # None: constant prediction of classes[0]
+    classifier: Any = None  # None: constant prediction of classes[0]
 
     def predict(self, matrix) -> tuple[list[str], np.ndarray]:
         if self.classifier is None:
@@ -135,13 +136,13 @@ def _balanced(texts: list[str], labels: list[str]) -> tuple[list[str], list[str]
 class OfflineModel:
     taxonomy: Taxonomy
     keywords: dict[str, list[str]] = field(default_factory=dict)  # skill -> keywords
-    vectorizer: TfidfVectorizer | None = None
+    vectorizer: Any = None  # TfidfVectorizer once trained
     category: _FieldModel | None = None
     priority: _FieldModel | None = None
     skills: RidgeClassifier | None = None
-    skill_binarizer: MultiLabelBinarizer | None = None
-    memory: object | None = None  # tf-idf rows of human-labelled examples
-    memory_t: object | None = None
+    skill_binarizer: Any = None  # MultiLabelBinarizer when skills were learned
+    memory: Any = None  # tf-idf rows of human-labelled examples
+    memory_t: Any = None
     memory_labels: list[tuple[str | None, str | None, str]] = field(default_factory=list)
     skills_per_ticket: int = 1
 
@@ -177,6 +178,7 @@ class OfflineModel:
         return model
 
     def predict(self, items: list[TriageInput]) -> list[TriageResult]:
+        assert self.vectorizer is not None and self.category is not None and self.priority is not None
         texts = [model_text(i.subject, i.body) for i in items]
         matrix = self.vectorizer.transform(texts)
         categories, category_conf = self.category.predict(matrix)

@@ -94,7 +94,7 @@ def release_with_failure(
     error = error.replace("\x00", "")[:500]
     attempts = ticket.triage.attempts or 0
     exhausted = attempts >= max_attempts
-    changes = {
+    changes: dict[str, object] = {
         "set__triage__last_error": error,
         "set__triage__lease_until": None,
         "set__triage__claimed_by": None,

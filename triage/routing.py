@@ -134,6 +134,8 @@ def _assign(ticket: Ticket, decision: RoutingDecision, actor: str, settings: Set
 
 
 def _notify(ticket: Ticket, decision: RoutingDecision, settings: Settings) -> None:
+    if decision.assignee is None:
+        return
     n = ticket.number
     heading = "Escalated to you" if decision.escalated else "Assigned to you"
     lines = [
