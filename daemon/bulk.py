@@ -132,7 +132,7 @@ def _create_many(emails: list[ParsedEmail], settings: Settings) -> list[Outcome 
     now = utcnow()
     tickets: list[Ticket | None] = []
     for email, number in zip(emails, numbers, strict=True):
-        ticket = Ticket(
+        candidate: Ticket | None = Ticket(
             number=number,
             subject=email.subject or "(no subject)",
             requester=users[email.from_address],
@@ -146,22 +146,22 @@ def _create_many(emails: list[ParsedEmail], settings: Settings) -> list[Outcome 
             sla_due_at=sla_due(now, "medium", settings.sla_hours),
         )
         try:
-            ticket.validate()
+            candidate.validate()  # type: ignore[union-attr]
         except ValidationError:
-            ticket = None
-        tickets.append(ticket)
+            candidate = None
+        tickets.append(candidate)
     documents = [t.to_mongo().to_dict() for t in tickets if t is not None]
     failed = _insert_many(Ticket._get_collection(), documents)
     inserted: list[Ticket | None] = []
     position = 0
-    for ticket in tickets:
-        if ticket is None:
+    for candidate in tickets:
+        if candidate is None:
             inserted.append(None)
             continue
         ok = position not in failed
         if ok:
-            ticket.id = documents[position]["_id"]
-        inserted.append(ticket if ok else None)
+            candidate.id = documents[position]["_id"]
+        inserted.append(candidate if ok else None)
         position += 1
     created = [(e, t) for e, t in zip(emails, inserted, strict=True) if t is not None]
     _insert_many(TicketMessage._get_collection(), [_entry(e, t, settings) for e, t in created])
@@ -182,14 +182,14 @@ def _create_many(emails: list[ParsedEmail], settings: Settings) -> list[Outcome 
     ]
     _insert_many(MessageLedger._get_collection(), ledger)
     outcomes: list[Outcome | None] = []
-    for ticket in inserted:
-        if ticket is None:
+    for maybe_ticket in inserted:
+        if maybe_ticket is None:
             outcomes.append(None)
             continue
-        ack = acks.get(ticket.number)
+        ack = acks.get(maybe_ticket.number)
         ack_id = str(ack.id) if ack else None
-        outcomes.append(Created(ticket.number, acknowledged=ack is not None, ack_id=ack_id, ack=ack))
-        logger.debug("created #%s", ticket.number)
+        outcomes.append(Created(maybe_ticket.number, acknowledged=ack is not None, ack_id=ack_id, ack=ack))
+        logger.debug("created #%s", maybe_ticket.number)
     return outcomes
 
 

@@ -13,6 +13,7 @@ import smtplib
 import threading
 import time
 from contextlib import ExitStack
+from typing import Any, cast
 
 from flask import Flask
 from flask_mail import Mail, Message
@@ -109,11 +110,11 @@ def _send_claimed(emails: list[OutboundEmail], settings: Settings, *, defer_stat
     app, mail = _mail_app(settings)
     sent = 0
     with app.app_context(), ExitStack() as stack:
-        connection = None
+        connection: Any = None
         for index, email in enumerate(emails):
             try:
                 if connection is None:
-                    connection = stack.enter_context(mail.connect())
+                    connection = stack.enter_context(cast(Any, mail.connect()))
                 connection.send(_build(email, settings))
             except (OSError, smtplib.SMTPException, ValueError) as exc:
                 _failed(email, settings, f"{type(exc).__name__}: {exc}")

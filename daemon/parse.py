@@ -113,7 +113,7 @@ def parse_email(raw: bytes) -> ParsedEmail:
     message_ids = message_id_tokens(header_text(message, "Message-ID"))
     synthetic = not message_ids
     message_id = message_ids[0] if message_ids else f"<{hashlib.sha256(raw).hexdigest()[:40]}@{SYNTHETIC_DOMAIN}>"
-    in_reply_to = (message_id_tokens(header_text(message, "In-Reply-To")) or [None])[0]
+    in_reply_to: str | None = next(iter(message_id_tokens(header_text(message, "In-Reply-To"))), None)
     references = list(dict.fromkeys(message_id_tokens(header_text(message, "References"))))
     subject = header_text(message, "Subject")[:998]
 
