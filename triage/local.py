@@ -18,6 +18,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+from scipy import sparse
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import RidgeClassifier
@@ -136,7 +137,8 @@ def _balanced(texts: list[str], labels: list[str]) -> tuple[list[str], list[str]
 class OfflineModel:
     taxonomy: Taxonomy
     keywords: dict[str, list[str]] = field(default_factory=dict)  # skill -> keywords
-    vectorizer: Any = None  # TfidfVectorizer once trained
+    vectorizer: Any = None  # word TfidfVectorizer once trained
+    char_vectorizer: Any = None  # character n-grams, for category and priority only (measured +1 point)
     category: _FieldModel | None = None
     priority: _FieldModel | None = None
     skills: RidgeClassifier | None = None
@@ -154,10 +156,15 @@ class OfflineModel:
         texts = [model_text(e.subject, e.body) for e in rows]
         model.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=200_000)
         matrix = model.vectorizer.fit_transform(texts)
+        model.char_vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2)
+        try:
+            model.char_vectorizer.fit(texts)
+        except ValueError:  # too little text for min_df (a bare taxonomy): words alone
+            model.char_vectorizer = None
         for name, fallback in (("category", taxonomy.default_category), ("priority", taxonomy.default_priority)):
             pairs = [(t, getattr(e, name)) for t, e in zip(texts, rows, strict=True) if getattr(e, name)]
             field_texts, labels = _balanced([t for t, _ in pairs], [y for _, y in pairs])
-            fitted = _fit_field(model.vectorizer.transform(field_texts), labels, fallback) if labels else None
+            fitted = _fit_field(model._features(field_texts), labels, fallback) if labels else None
             setattr(model, name, fitted or _FieldModel(classes=[fallback]))
         labelled = [(t, e.skills) for t, e in zip(texts, rows, strict=True) if e.skills]
         if len(labelled) >= 2:
@@ -181,8 +188,9 @@ class OfflineModel:
         assert self.vectorizer is not None and self.category is not None and self.priority is not None
         texts = [model_text(i.subject, i.body) for i in items]
         matrix = self.vectorizer.transform(texts)
-        categories, category_conf = self.category.predict(matrix)
-        priorities, priority_conf = self.priority.predict(matrix)
+        features = self._features(texts, matrix)
+        categories, category_conf = self.category.predict(features)
+        priorities, priority_conf = self.priority.predict(features)
         skill_scores = self.skills.decision_function(matrix) if self.skills is not None else None
         neighbours = self._neighbours(matrix)
         results = []
@@ -216,6 +224,11 @@ class OfflineModel:
             )
             results.append(result.clipped_to(self.taxonomy))
         return results
+
+    def _features(self, texts: list[str], words=None):
+        words = self.vectorizer.transform(texts) if words is None else words
+        chars = getattr(self, "char_vectorizer", None)
+        return words if chars is None else sparse.hstack([words, chars.transform(texts)], format="csr")
 
     def _neighbours(self, matrix) -> list:
         found: list = [None] * matrix.shape[0]
