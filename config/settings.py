@@ -122,6 +122,7 @@ class Settings:
     jwt_refresh_hours: int = 24
     login_rate_limit: str = "10 per minute"
     ratelimit_storage_uri: str = "memory://"
+    proxy_fix_x_for: int = 0  # reverse proxies in front of the panel whose X-Forwarded-For is trusted
     log_level: str = "INFO"
 
     def flask_config(self) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from models.base import utcnow
 ROLES = ("user", "moderator", "admin")
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()
+# Verified against when there is no user or no hash, so a login costs the same time either way.
+_DUMMY_HASH = _hasher.hash("no such user: constant-time placeholder")
 
 
 def normalise_email(address: str) -> str:
@@ -50,10 +52,8 @@ class User(Document):
         self.password_hash = _hasher.hash(password)
 
     def check_password(self, password: str) -> bool:
-        if not self.password_hash:
-            return False
         try:
-            return _hasher.verify(self.password_hash, password)
+            return _hasher.verify(self.password_hash or _DUMMY_HASH, password) and bool(self.password_hash)
         except (VerificationError, InvalidHashError):
             return False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings, load_settings
 from models import connect_db, ensure_all_indexes
@@ -19,6 +20,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(settings.flask_config())
     app.extensions["settings"] = settings
+    if settings.proxy_fix_x_for:
+        # Behind a reverse proxy every client would otherwise share the proxy's address (and its login limit).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_fix_x_for, x_proto=1)  # type: ignore[method-assign]
 
     connect_db(settings.mongo_uri)
     ensure_all_indexes()

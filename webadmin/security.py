@@ -66,12 +66,17 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def check_login_rate() -> None:
-    """Count a login attempt from this address; 429 once `LOGIN_RATE_LIMIT` is exceeded."""
+def check_login_rate(email: str = "") -> None:
+    """Count a login attempt from this address and for this account; 429 once `LOGIN_RATE_LIMIT` is
+    exceeded for either (so neither one address nor many addresses can guess one account's password)."""
     limiter = current_app.extensions["login_limiter"]
+    keys = [("login", get_remote_address())]
+    if email:
+        keys.append(("login-account", email.strip().lower()[:320]))
     for item in parse_many(current_app.extensions["settings"].login_rate_limit):
-        if not limiter.limiter.hit(item, "login", get_remote_address()):
-            raise TooManyRequests("Too many login attempts; please wait a minute and try again.")
+        for scope, key in keys:
+            if not limiter.limiter.hit(item, scope, key):
+                raise TooManyRequests("Too many login attempts; please wait a minute and try again.")
 
 
 def issue_tokens(user: User) -> tuple[str, str]:
@@ -113,7 +118,10 @@ def refresh_expiring_cookie(response: Response) -> Response:
     remaining = claims["exp"] - dt.datetime.now(dt.UTC).timestamp()
     if 0 < remaining < lifetime / 2:
         user = g._jwt_extended_jwt_user["loaded_user"]
-        set_access_cookies(response, create_access_token(str(user.id), additional_claims={"role": user.role}))
+        # Keep the session's jti (so logout revokes every renewal) and its CSRF value (so forms already
+        # rendered with it still submit).
+        renewed_claims = {"role": user.role, "jti": claims["jti"], "csrf": claims["csrf"]}
+        set_access_cookies(response, create_access_token(str(user.id), additional_claims=renewed_claims))
     return response
 
 

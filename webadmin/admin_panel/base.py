@@ -34,6 +34,9 @@ class ClosedIndexView(AdminOnlyMixin, AdminIndexView):
         return self.render("admin/helpdesk_index.html")
 
 
+MAX_LIST_PAGE = 1_000_000
+
+
 class SecureModelView(AdminOnlyMixin, ModelView):
     page_size = 50
     can_set_page_size = True
@@ -42,6 +45,10 @@ class SecureModelView(AdminOnlyMixin, ModelView):
     @property
     def settings(self) -> Settings:
         return current_app.extensions["settings"]
+
+    def get_list(self, page: int | None, *args: Any, **kwargs: Any) -> Any:
+        # A crafted ?page=10**20 would overflow the database's 64-bit skip: clamp it to a page that can exist.
+        return super().get_list(min(page or 0, MAX_LIST_PAGE), *args, **kwargs)
 
 
 def parse_csv(raw: str | None) -> list[str]:

@@ -52,7 +52,7 @@ class UserView(SecureModelView):
             record_audit(
                 actor, "role_change", f"user:{model.email}", detail=f"{before.role} -> {model.role}", reason=reason
             )
-            model._lost_staff = before.role == "moderator"
+            model._lost_staff = before.role in ("moderator", "admin") and model.role == "user"
         if before.active != model.active:
             record_audit(actor, "activate" if model.active else "deactivate", f"user:{model.email}", reason=reason)
             model._lost_staff = model._lost_staff or not model.active

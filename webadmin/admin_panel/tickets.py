@@ -31,6 +31,11 @@ def _number_link(view, context, model, name):  # noqa: ANN001,ANN202 - Flask-Adm
     return Markup(f'<a href="/tickets/{int(model.number)}">#{int(model.number)}</a>')
 
 
+def valid_ids(ids: list[str]) -> list[ObjectId]:
+    """Row ids from a list action; malformed ones (only a crafted request sends them) are dropped."""
+    return [ObjectId(i) for i in ids if ObjectId.is_valid(i)]
+
+
 class TicketView(SecureModelView):
     can_create = False
     column_list = (
@@ -93,13 +98,13 @@ class TicketView(SecureModelView):
 
     @action("close", "Close", "Close the selected tickets?")
     def action_close(self, ids: list[str]) -> None:
-        for ticket in Ticket.objects(id__in=ids):
+        for ticket in Ticket.objects(id__in=valid_ids(ids)):
             ticket_actions.change_status(ticket, current_user, "closed", self.settings)
         flash(f"Closed {len(ids)} ticket(s).")
 
     @action("retriage", "Re-triage", "Send the selected tickets back to triage?")
     def action_retriage(self, ids: list[str]) -> None:
-        for ticket in Ticket.objects(id__in=ids):
+        for ticket in Ticket.objects(id__in=valid_ids(ids)):
             ticket_actions.request_retriage(ticket)
         flash(f"Queued {len(ids)} ticket(s) for triage.")
 
@@ -109,7 +114,7 @@ class TicketView(SecureModelView):
             ids = [ObjectId(i) for i in (request.values.get("ids") or "").split(",") if i]
         except InvalidId:
             ids = []
-        tickets = list(Ticket.objects(id__in=ids).order_by("number"))
+        tickets = list(Ticket.objects(id__in=valid_ids(ids)).order_by("number"))
         error = None
         if request.method == "POST":
             assignee = User.by_email(request.form.get("assignee", ""))
@@ -168,7 +173,7 @@ class TriageReviewView(TicketView):
 
     @action("approve", "Approve triage", "Accept the suggested category, priority and skills?")
     def action_approve(self, ids: list[str]) -> None:
-        for ticket in Ticket.objects(id__in=ids):
+        for ticket in Ticket.objects(id__in=valid_ids(ids)):
             ticket_actions.mark_human_fields(ticket, ["category", "priority", "required_skills"])
             ticket.triage.state = "done"
             ticket.save()

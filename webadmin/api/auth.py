@@ -51,7 +51,7 @@ def user_dict(user: object) -> dict:
 @bp.alt_response(429, schema=MessageSchema, description="Too many login attempts")
 def login(credentials: dict) -> dict:
     """Exchange email and password for an access token and a refresh token."""
-    check_login_rate()
+    check_login_rate(credentials["email"])
     user = authenticate(credentials["email"], credentials["password"])
     if user is None:
         logger.info("failed API login")

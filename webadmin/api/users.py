@@ -63,7 +63,7 @@ def patch_user(body: dict, user_id: str) -> dict:
             detail=f"{user.role} -> {body['role']}",
             reason=reason,
         )
-        lost_staff = user.role == "moderator" and body["role"] != "moderator"
+        lost_staff = user.is_staff and body["role"] == "user"
         user.role = body["role"]
     if "active" in body and body["active"] != user.active:
         record_audit(

@@ -32,8 +32,8 @@ def login_page() -> str:
 
 @bp.post("/login")
 def login_submit() -> tuple[str, int] | Response:
-    check_login_rate()
     email = request.form.get("email", "")[:320]
+    check_login_rate(email)
     password = request.form.get("password", "")[:1024]
     user = authenticate(email, password)
     if user is None:

@@ -45,9 +45,13 @@ def queue() -> str:
         scope=arg_choice("scope", ("mine", "unassigned")),
     )
     page = list_tickets(current_user, filters, arg_int("page", 1, 1, 100_000), arg_int("per_page", 25, 5, 100))
+    pager_args = {
+        k: v for k, v in request.args.items() if k in ("status", "priority", "category", "q", "scope", "per_page")
+    }
     return render_template(
         "queue.html",
         page=page,
+        pager_args=pager_args,
         filters=filters,
         statuses=STATUSES,
         priorities=PRIORITIES,
