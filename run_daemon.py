@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("imapclient").setLevel(logging.WARNING)
+    # APScheduler logs every run of the 2-second jobs at INFO; what happened to each message is ours to log.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     from daemon.scheduler import run_daemon
 
