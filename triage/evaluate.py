@@ -59,6 +59,13 @@ def _calibration(correct: list[bool], confidence: list[float]) -> dict:
     }
 
 
+def _above(correct: list[bool], confidence: list[float], threshold: float) -> dict:
+    """Share of tickets at or above a review threshold, and their accuracy (what skips the review queue)."""
+    mask = np.asarray(confidence) >= threshold
+    hits = np.asarray(correct)[mask]
+    return {"share": round(float(mask.mean()), 4), "accuracy": round(float(hits.mean()), 4) if hits.size else None}
+
+
 def offline_scores(train: list[LabelledTicket], test: list[LabelledTicket]) -> dict:
     taxonomy = taxonomy_from(train)
     examples = [
@@ -78,6 +85,17 @@ def offline_scores(train: list[LabelledTicket], test: list[LabelledTicket]) -> d
             [getattr(x, name) == getattr(r, name) for x, r in zip(results, test, strict=True)],
             [x.confidence.get(name, 0.0) for x in results],
         )
+        for name in ("category", "priority")
+    }
+    scores["confident"] = {
+        name: {
+            str(threshold): _above(
+                [getattr(x, name) == getattr(r, name) for x, r in zip(results, test, strict=True)],
+                [x.confidence.get(name, 0.0) for x in results],
+                threshold,
+            )
+            for threshold in (0.45, 0.55)
+        }
         for name in ("category", "priority")
     }
     scores["train_seconds"] = round(trained - started, 2)
