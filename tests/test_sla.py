@@ -42,3 +42,15 @@ def test_sla_hours_are_configurable(db, db_server, mail_server):
     sla_job(custom, now=START + dt.timedelta(hours=2))
     ticket.reload()
     assert ticket.status == "escalated" and "within 1 h (low)" in ticket.escalation_reason
+
+
+def test_overdue_ticket_already_with_an_admin_stays_with_that_admin(db, settings):
+    make_staff("idle-admin@x.test", role="admin")
+    busy = make_staff("busy-admin@x.test", role="admin")
+    for i in range(3):
+        make_ticket(f"other {i}", "x", assignee=busy, status="open")
+    ticket = make_ticket("Site down", "x", priority="urgent", created_at=START, assignee=busy, status="open")
+    sla_job(settings, now=START + dt.timedelta(hours=3))
+    ticket.reload()
+    assert ticket.status == "escalated" and ticket.assignee == busy
+    assert OutboundEmail.objects(ticket_number=ticket.number, to=busy.email).count() == 1

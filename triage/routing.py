@@ -98,7 +98,10 @@ def escalate_ticket(
     """Give `ticket` to the least-loaded admin with status escalated and the reason stored."""
     now = utcnow()
     ticket.status, ticket.escalated, ticket.escalation_reason, ticket.escalated_at = "escalated", True, reason, now
-    found = least_loaded_admin(exclude)
+    current = ticket.assignee
+    keep = current is not None and current.role == "admin" and current.active
+    found = (current, open_ticket_count(current)) if keep and str(current.id) not in (exclude or set()) else None
+    found = found or least_loaded_admin(exclude)  # an admin who already holds it keeps it
     if found is None:
         logger.error("ticket #%s: escalation (%s) found no active admin", ticket.number, reason)
         decision = RoutingDecision(assignee=None, reason=f"{reason}; no active admin", escalated=True)
