@@ -50,3 +50,18 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
 def test_sla_hours_parse():
     settings = load_settings({**BASE, "SLA_HOURS": "low=48,medium=12,high=4,urgent=1"}, env_file=None)
     assert settings.sla_hours == {"low": 48.0, "medium": 12.0, "high": 4.0, "urgent": 1.0}
+
+
+def test_env_example_documents_every_setting():
+    """Every setting has a line in .env.example, and .env.example names no setting that does not exist."""
+    import pathlib
+    import re
+    from dataclasses import fields
+
+    from config import Settings
+
+    text = (pathlib.Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    documented = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", text, re.M))
+    known = {spec.name.upper() for spec in fields(Settings)}
+    assert known - documented == set()
+    assert documented - known == set()
