@@ -114,7 +114,7 @@ class TicketView(SecureModelView):
             ids = [ObjectId(i) for i in (request.values.get("ids") or "").split(",") if i]
         except InvalidId:
             ids = []
-        tickets = list(Ticket.objects(id__in=valid_ids(ids)).order_by("number"))
+        tickets = list(Ticket.objects(id__in=ids).order_by("number"))
         error = None
         if request.method == "POST":
             assignee = User.by_email(request.form.get("assignee", ""))
