@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from models import Skill, User, record_audit
@@ -23,6 +25,7 @@ def demo_cli() -> None:
 @click.option("--password", default="demo-password-123", show_default=True, help="password of every demo account")
 def seed(password: str) -> None:
     """Create the demo admin and three moderators (skips accounts that exist)."""
+    ensure_default_taxonomy: Callable[[], None] | None
     try:
         from triage.taxonomy import ensure_default_taxonomy
     except ImportError:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
@@ -140,7 +141,7 @@ def _is_revoked(_header: dict, claims: dict) -> bool:
     return RevokedToken.objects(jti=claims["jti"]).first() is not None
 
 
-def _auth_failure(message: str, status: int = 401) -> Response:
+def _auth_failure(message: str, status: int = 401) -> ResponseReturnValue:
     if is_api_request():
         return jsonify(code=status, status="Unauthorized" if status == 401 else "Forbidden", message=message), status
     if "CSRF" in message:
@@ -149,27 +150,27 @@ def _auth_failure(message: str, status: int = 401) -> Response:
 
 
 @jwt.unauthorized_loader
-def _unauthorized(message: str) -> Response:
+def _unauthorized(message: str) -> ResponseReturnValue:
     return _auth_failure(message)
 
 
 @jwt.invalid_token_loader
-def _invalid(message: str) -> Response:
+def _invalid(message: str) -> ResponseReturnValue:
     return _auth_failure(f"Invalid token: {message}")
 
 
 @jwt.expired_token_loader
-def _expired(_header: dict, _claims: dict) -> Response:
+def _expired(_header: dict, _claims: dict) -> ResponseReturnValue:
     return _auth_failure("Token has expired")
 
 
 @jwt.revoked_token_loader
-def _revoked(_header: dict, _claims: dict) -> Response:
+def _revoked(_header: dict, _claims: dict) -> ResponseReturnValue:
     return _auth_failure("Token has been revoked")
 
 
 @jwt.user_lookup_error_loader
-def _lookup_failed(_header: dict, _claims: dict) -> Response:
+def _lookup_failed(_header: dict, _claims: dict) -> ResponseReturnValue:
     return _auth_failure("Account is unknown or deactivated")
 
 

@@ -56,6 +56,7 @@ def parse_csv(raw: str | None) -> list[str]:
 
 
 def require_reason(reason: str | None, what: str) -> str:
-    if not (reason or "").strip():
+    text = (reason or "").strip()
+    if not text:
         raise ValidationError(f"Please give a reason for the {what}.")
-    return reason.strip()
+    return text

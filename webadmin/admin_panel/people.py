@@ -48,6 +48,7 @@ class UserView(SecureModelView):
         if is_created:
             record_audit(actor, "user_create", f"user:{model.email}", detail=f"role={model.role}", reason=reason)
             return
+        assert before is not None, "an edited user exists in the database"
         if before.role != model.role:
             record_audit(
                 actor, "role_change", f"user:{model.email}", detail=f"{before.role} -> {model.role}", reason=reason

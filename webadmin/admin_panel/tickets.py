@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bson import ObjectId
 from bson.errors import InvalidId
 from flask import flash, redirect, request, url_for
@@ -38,7 +40,7 @@ def valid_ids(ids: list[str]) -> list[ObjectId]:
 
 class TicketView(SecureModelView):
     can_create = False
-    column_list = (
+    column_list: tuple[str, ...] = (
         "number",
         "subject",
         "status",
@@ -55,7 +57,7 @@ class TicketView(SecureModelView):
     column_formatters = {"number": _number_link}
     form_columns = ("status", "priority", "category", "skills_csv", "assign_to", "reason")
     form_overrides = {"category": SelectField}
-    form_args = {"category": {"choices": []}}
+    form_args: dict[str, dict[str, Any]] = {"category": {"choices": []}}
     form_extra_fields = {
         "skills_csv": StringField("Required skills", description="comma-separated"),
         "assign_to": SelectField("Assignee", choices=[], validate_choice=False),

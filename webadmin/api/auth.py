@@ -7,7 +7,7 @@ import logging
 from flask_jwt_extended import create_access_token, current_user, decode_token, get_jwt, verify_jwt_in_request
 from flask_smorest import abort
 
-from models import Skill, record_audit
+from models import Skill, User, record_audit
 from models.users import normalise_skills
 from webadmin.api import bp
 from webadmin.api.schemas import (
@@ -30,10 +30,10 @@ from webadmin.security import (
 )
 
 logger = logging.getLogger(__name__)
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
-def user_dict(user: object) -> dict:
+def user_dict(user: User) -> dict:
     return {
         "id": str(user.id),
         "email": user.email,
@@ -56,7 +56,8 @@ def login(credentials: dict) -> dict:
     if user is None:
         logger.info("failed API login")
         abort(401, message=BAD_CREDENTIALS)
-    access, refresh = issue_tokens(user)
+    # flask_smorest is untyped, so mypy does not see that its abort() never returns.
+    access, refresh = issue_tokens(user)  # type: ignore[arg-type]
     return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer"}
 
 

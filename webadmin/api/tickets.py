@@ -6,7 +6,7 @@ from flask import current_app, url_for
 from flask_jwt_extended import current_user
 from flask_smorest import abort
 
-from models import Ticket, User
+from models import Ticket, TicketMessage, User
 from webadmin import ticket_actions
 from webadmin.api import bp
 from webadmin.api.auth import BEARER
@@ -189,7 +189,7 @@ def post_assign(body: dict, number: int) -> dict:
     return detail_dict(ticket, current_user)
 
 
-def _message_dict(message: object) -> dict:
+def _message_dict(message: TicketMessage) -> dict:
     return {
         "id": str(message.id),
         "kind": message.kind,

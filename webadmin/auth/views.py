@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import cast
 from urllib.parse import urlsplit
 
+import flask
 from flask import redirect, render_template, request, url_for
 from flask_jwt_extended import get_jwt, set_access_cookies, unset_jwt_cookies, verify_jwt_in_request
 from werkzeug.wrappers import Response
@@ -43,7 +45,8 @@ def login_submit() -> tuple[str, int] | Response:
     target = _safe_next(request.form.get("next"))
     if user.role == "admin" and target == url_for("moderator.queue"):
         target = url_for("dashboard.overview")
-    response = redirect(target)
+    # At runtime flask.redirect builds the app's response class; flask-jwt-extended wants that type.
+    response = cast(flask.Response, redirect(target))
     set_access_cookies(response, access)
     return response
 
@@ -54,6 +57,6 @@ def logout() -> Response:
     claims = get_jwt()
     if claims:
         revoke(claims)
-    response = redirect(url_for("auth.login_page"))
+    response = cast(flask.Response, redirect(url_for("auth.login_page")))
     unset_jwt_cookies(response)
     return response
