@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import click
 
 from models import Skill, User, record_audit
+from triage.taxonomy import ensure_default_taxonomy
 
 DEMO_STAFF = (
     ("admin@example.test", "Ada Admin", "admin", ()),
-    ("billing@example.test", "Bea Billing", "moderator", ("billing", "payments")),
-    ("network@example.test", "Nico Network", "moderator", ("networking", "vpn", "sso")),
-    ("data@example.test", "Dana Data", "moderator", ("database", "postgres", "backup")),
+    # Between them the moderators cover the default skills (triage/taxonomy.py), so demo mail gets routed.
+    ("billing@example.test", "Bea Billing", "moderator", ("payments", "refunds", "accounts", "logistics")),
+    (
+        "network@example.test",
+        "Nico Network",
+        "moderator",
+        ("networking", "vpn", "sso", "accounts", "security", "email", "troubleshooting"),
+    ),
+    (
+        "data@example.test",
+        "Dana Data",
+        "moderator",
+        ("database", "postgres", "backup", "integrations", "hardware", "troubleshooting"),
+    ),
 )
 
 
@@ -25,13 +35,7 @@ def demo_cli() -> None:
 @click.option("--password", default="demo-password-123", show_default=True, help="password of every demo account")
 def seed(password: str) -> None:
     """Create the demo admin and three moderators (skips accounts that exist)."""
-    ensure_default_taxonomy: Callable[[], None] | None
-    try:
-        from triage.taxonomy import ensure_default_taxonomy
-    except ImportError:
-        ensure_default_taxonomy = None
-    if ensure_default_taxonomy is not None:
-        ensure_default_taxonomy()
+    ensure_default_taxonomy()
     for email, name, role, skills in DEMO_STAFF:
         for skill in skills:
             if not Skill.objects(name=skill).first():
