@@ -17,7 +17,7 @@ from email.message import EmailMessage
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config import Settings, load_settings  # noqa: E402
+from config import Settings, load_settings, to_environ  # noqa: E402
 from models import connect_db, ensure_all_indexes  # noqa: E402
 
 DB_PORT = 27129
@@ -76,21 +76,7 @@ def bench_settings(**overrides: object) -> Settings:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes run_daemon.py load these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAP_", "MAIL_", "MONGO_"))}
-    env.update(
-        SECRET_KEY=settings.secret_key,
-        JWT_SECRET_KEY=settings.jwt_secret_key,
-        MONGO_URI=settings.mongo_uri,
-        IMAP_PORT=str(settings.imap_port),
-        IMAP_PASSWORD=settings.imap_password,
-        IMAP_SECURITY=settings.imap_security,
-        MAIL_PORT=str(settings.mail_port),
-        TRIAGE_PROVIDER="local",
-        ACK_LIMIT_PER_HOUR=str(settings.ack_limit_per_hour),
-        IMAP_IDLE_SECONDS=str(settings.imap_idle_seconds),
-        MODEL_DIR=settings.model_dir,
-    )
-    return env
+    return {**os.environ, **to_environ(settings)}
 
 
 def synthetic_email(index: int, sender: str | None = None) -> EmailMessage:

@@ -1,5 +1,5 @@
 """Settings: the one place that reads the environment (and `.env`)."""
 
-from config.settings import Settings, SettingsError, load_settings
+from config.settings import Settings, SettingsError, load_settings, to_environ
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = ["Settings", "SettingsError", "load_settings", "to_environ"]

@@ -155,7 +155,7 @@ def _as_rate_limit(name: str, raw: str) -> str:
 _CONVERTERS: dict[str, Any] = {
     "imap_security": lambda n, r: _as_choice(n, r, IMAP_SECURITY_MODES),
     "triage_provider": lambda n, r: _as_choice(n, r, TRIAGE_PROVIDERS),
-    "log_level": lambda n, r: _as_choice(n, r.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")).upper(),
+    "log_level": lambda n, r: _as_choice(n, r, ("debug", "info", "warning", "error")).upper(),
     "sla_hours": _as_sla_hours,
     "login_rate_limit": lambda n, r: _as_rate_limit(n, r),
 }
@@ -200,6 +200,21 @@ def load_settings(
     settings = Settings(**values)
     _check_consistency(settings)
     return settings
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """The environment variables that make `load_settings` rebuild `settings` (for child processes)."""
+    environ: dict[str, str] = {}
+    for spec in fields(Settings):
+        value = getattr(settings, spec.name)
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, dict):
+            text = ",".join(f"{key}={hours:g}" for key, hours in value.items())
+        else:
+            text = str(value)
+        environ[spec.name.upper()] = text
+    return environ
 
 
 def _check_consistency(settings: Settings) -> None:

@@ -65,3 +65,20 @@ def test_env_example_documents_every_setting():
     known = {spec.name.upper() for spec in fields(Settings)}
     assert known - documented == set()
     assert documented - known == set()
+
+
+def test_to_environ_round_trips_every_setting():
+    """Child processes (run_daemon.py in tests and benchmarks) get exactly the parent's settings."""
+    from config import to_environ
+
+    settings = load_settings(
+        {**BASE, "MAIL_USE_TLS": "true", "IMAP_PORT": "993", "SLA_HOURS": "low=48,medium=12,high=4,urgent=0.5"},
+        env_file=None,
+    )
+    assert load_settings(to_environ(settings), env_file=None) == settings
+
+
+def test_log_level_from_env_example_is_accepted():
+    """Regression: LOG_LEVEL was lower-cased, then compared with upper-case names, so any value failed."""
+    assert load_settings({**BASE, "LOG_LEVEL": "info"}, env_file=None).log_level == "INFO"
+    assert load_settings({**BASE, "LOG_LEVEL": "WARNING"}, env_file=None).log_level == "WARNING"

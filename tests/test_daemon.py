@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from config import Settings
+from config import Settings, to_environ
 from daemon.poller import run_mailbox_loop
 from models import QuarantinedEmail, Ticket
 from tests.conftest import ROOT
@@ -19,26 +19,7 @@ from tests.support import MailStack, make_email
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAP_", "MAIL_", "MONGO_"))}
-    env.update(
-        SECRET_KEY=settings.secret_key,
-        JWT_SECRET_KEY=settings.jwt_secret_key,
-        MONGO_URI=settings.mongo_uri,
-        IMAP_HOST=settings.imap_host,
-        IMAP_PORT=str(settings.imap_port),
-        IMAP_USER=settings.imap_user,
-        IMAP_PASSWORD=settings.imap_password,
-        IMAP_SECURITY=settings.imap_security,
-        MAIL_SERVER=settings.mail_server,
-        MAIL_PORT=str(settings.mail_port),
-        SUPPORT_ADDRESS=settings.support_address,
-        MAIL_DEFAULT_SENDER=settings.mail_default_sender,
-        TRIAGE_PROVIDER="local",
-        MODEL_DIR=settings.model_dir,
-        IMAP_IDLE_SECONDS="0.5",
-    )
-    env.update(extra)
-    return env
+    return {**os.environ, **to_environ(settings), "IMAP_IDLE_SECONDS": "0.5", **extra}
 
 
 def _wait(predicate, timeout: float = 20.0) -> bool:  # noqa: ANN001
