@@ -1,0 +1,211 @@
+# ruff: noqa: F811 - pytest fixtures imported from tests.web_support
+"""The team dashboard (GET /dashboard): who may open it, and that every figure it draws is the data's.
+
+The charts are server-side SVG; each bar carries a `<title>label: value</title>`, which is what a user
+reads on hover and what these tests read back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from collections import Counter
+
+from models import Ticket, TriageState, User, utcnow
+from tests.web_support import app, bearer, cookie_login, make_ticket, make_user  # noqa: F401
+
+SECTION = re.compile(r'<section class="card"><h2>(.*?)</h2>(.*?)</section>', re.S)
+BAR_TITLE = re.compile(r"<title>(.*?)</title>")
+KPI = re.compile(r'<div class="kpi([^"]*)"><span>(.*?)</span>(.*?)</div>', re.S)
+
+
+def charts_of(page: str) -> dict[str, dict[str, int]]:
+    """{chart heading: {bar label: value}} as rendered."""
+    charts: dict[str, dict[str, int]] = {}
+    for heading, body in SECTION.findall(page):
+        bars: dict[str, int] = {}
+        for title in BAR_TITLE.findall(body):
+            label, _, value = html.unescape(title).rpartition(": ")
+            assert label not in bars, f"label {label!r} drawn twice in {heading!r}"
+            bars[label] = int(value)
+        charts[html.unescape(heading)] = bars
+    return charts
+
+
+def kpis_of(page: str) -> dict[str, tuple[str, bool]]:
+    """{kpi caption: (shown value, highlighted as bad)}."""
+    return {
+        html.unescape(caption).strip(): (html.unescape(value), "bad" in classes.split())
+        for classes, value, caption in KPI.findall(page)
+    }
+
+
+def day_label(moment: dt.datetime) -> str:
+    return moment.strftime("%b %d")
+
+
+def done_triage(created: dt.datetime, seconds: float) -> TriageState:
+    return TriageState(state="done", completed_at=created + dt.timedelta(seconds=seconds))
+
+
+def dashboard_page(client, headers: dict[str, str] | None = None) -> str:  # noqa: ANN001 - a FlaskClient
+    response = client.get("/dashboard", headers=headers or {})
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    return response.get_data(as_text=True)
+
+
+def test_dashboard_is_for_staff_only(app) -> None:
+    moderator = make_user("ana@example.test")
+    admin = make_user("boss@example.test", role="admin")
+    requester = make_user("customer@example.test", role="user", password=None)
+    make_ticket(assignee=moderator, category="network")
+
+    anonymous = app.test_client().get("/dashboard")
+    assert anonymous.status_code == 302
+    assert anonymous.headers["Location"] == "/login?next=/dashboard"
+
+    refused = app.test_client().get("/dashboard", headers=bearer(app, requester))
+    assert refused.status_code == 403
+    assert "open tickets" not in refused.get_data(as_text=True)
+    assert "network" not in refused.get_data(as_text=True)
+
+    cookie_client = app.test_client()
+    cookie_login(cookie_client, "ana@example.test")
+    assert "Open by category" in dashboard_page(cookie_client)
+    assert "Open by category" in dashboard_page(app.test_client(), bearer(app, admin))
+
+
+def test_dashboard_figures_match_the_tickets(app) -> None:
+    ana = make_user("ana@example.test", skills=("vpn",))
+    bo = make_user("bo@example.test", skills=("billing",))
+    make_user("boss@example.test", role="admin")
+    now = utcnow()
+    hour = dt.timedelta(hours=1)
+    day = dt.timedelta(days=1)
+    # (created, status, category, priority, assignee, sla due, triage)
+    rows = [
+        (now - dt.timedelta(seconds=60), "open", "network", "high", ana, now - hour, 4),
+        (now - dt.timedelta(seconds=90), "pending", "network", "urgent", ana, now + 5 * hour, 10),
+        (now - day, "escalated", "billing", "low", bo, now - 2 * hour, 30),
+        (now - 3 * day, "new", None, "medium", None, None, None),  # still waiting for triage
+        (now - 3 * day, "closed", "billing", "high", bo, now - 2 * day, 20),  # closed: not open, not breached
+        (now - 2 * day, "resolved", "hardware", "urgent", None, now - day, 600),
+        # 20 days old: outside "per day" (14 days) and triage latency (7 days), but still open and late
+        (now - 20 * day, "open", "network", "low", ana, now - 19 * day, 5),
+    ]
+    for created, status, category, priority, assignee, due, latency in rows:
+        make_ticket(
+            status=status,
+            category=category,
+            priority=priority,
+            assignee=assignee,
+            sla_due_at=due,
+            created_at=created,
+            triage=TriageState(state="pending") if latency is None else done_triage(created, latency),
+        )
+
+    page = dashboard_page(app.test_client(), bearer(app, ana))
+    rendered_at = utcnow()
+    charts = charts_of(page)
+    kpis = kpis_of(page)
+
+    per_day = charts["New tickets per day"]
+    assert len(per_day) == 14
+    assert list(per_day)[-1] in {day_label(now), day_label(rendered_at)}  # the last bar is today
+    expected_days = Counter(day_label(created) for created, *_ in rows if created > now - 13 * day)
+    assert {label: n for label, n in per_day.items() if n} == dict(expected_days)
+    assert sum(per_day.values()) == 6
+
+    assert charts["Open by category"] == {"network": 3, "billing": 1, "uncategorised": 1}
+    assert charts["Open by priority"] == {"low": 2, "medium": 1, "high": 1, "urgent": 1}
+    assert charts["Open load per moderator"] == {"ana@example.test": 3, "bo@example.test": 1, "unassigned": 1}
+    assert charts["Open past SLA, by priority"] == {"low": 2, "medium": 0, "high": 1, "urgent": 0}
+
+    assert kpis["open tickets"] == ("5", False)
+    assert kpis["past SLA"] == ("3", True)
+    assert kpis["waiting for triage"] == ("1", False)
+    # latencies in the last 7 days: 4, 10, 20, 30, 600 seconds
+    assert kpis["triage latency p50"] == ("20.0s", False)
+    assert kpis["triage latency p95 (5 in 7 days)"] == ("600.0s", False)
+
+
+def test_empty_dashboard_shows_zeroes_and_no_latency(app) -> None:
+    moderator = make_user("ana@example.test")
+    page = dashboard_page(app.test_client(), bearer(app, moderator))
+    kpis = kpis_of(page)
+    assert kpis["open tickets"] == ("0", False)
+    assert kpis["past SLA"] == ("0", False)
+    assert kpis["waiting for triage"] == ("0", False)
+    assert kpis["triage latency p50"] == ("—", False)
+    assert kpis["triage latency p95 (0 in 7 days)"] == ("—", False)
+    charts = charts_of(page)
+    assert set(charts["New tickets per day"].values()) == {0}
+    assert charts["Open by category"] == {}
+    assert "No data yet." in page
+    assert charts["Open load per moderator"] == {"unassigned": 0}
+
+
+def test_resolving_a_late_ticket_takes_it_off_the_open_figures(app) -> None:
+    moderator = make_user("ana@example.test")
+    ticket = make_ticket(
+        assignee=moderator,
+        category="network",
+        priority="high",
+        sla_due_at=utcnow() - dt.timedelta(minutes=5),
+        triage=TriageState(state="done"),
+    )
+    client = app.test_client()
+    csrf = cookie_login(client, "ana@example.test")
+
+    before = dashboard_page(client)
+    assert kpis_of(before)["open tickets"] == ("1", False)
+    assert kpis_of(before)["past SLA"] == ("1", True)
+    assert charts_of(before)["Open load per moderator"] == {"ana@example.test": 1, "unassigned": 0}
+    assert charts_of(before)["Open past SLA, by priority"]["high"] == 1
+
+    response = client.post(f"/tickets/{ticket.number}/status", data={"status": "resolved", "csrf_token": csrf})
+    assert response.status_code == 302
+
+    after = dashboard_page(client)
+    assert kpis_of(after)["open tickets"] == ("0", False)
+    assert kpis_of(after)["past SLA"] == ("0", False)
+    assert charts_of(after)["Open load per moderator"] == {"unassigned": 0}
+    assert charts_of(after)["Open by category"] == {}
+    assert charts_of(after)["Open past SLA, by priority"]["high"] == 0
+    # it still counts as created on its day
+    assert charts_of(after)["New tickets per day"][day_label(ticket.created_at)] == 1
+
+
+def test_tickets_of_someone_no_longer_staff_show_as_former_staff(app) -> None:
+    moderator = make_user("ana@example.test")
+    leaver = make_user("leaver@example.test")
+    make_ticket(assignee=leaver)
+    make_ticket(assignee=leaver)
+    User.objects(id=leaver.id).update_one(set__role="user")
+    page = dashboard_page(app.test_client(), bearer(app, moderator))
+    assert charts_of(page)["Open load per moderator"] == {"(former staff)": 2, "unassigned": 0}
+    assert "leaver@example.test" not in page
+
+
+def test_chart_labels_are_escaped(app) -> None:
+    moderator = make_user("ana@example.test")
+    hostile = '<img src=x onerror="alert(1)">'
+    make_ticket(category=hostile)
+    page = dashboard_page(app.test_client(), bearer(app, moderator))
+    assert hostile not in page
+    assert "&lt;img src=x" in page
+    assert charts_of(page)["Open by category"] == {hostile: 1}
+
+
+def test_triage_latency_ignores_tickets_triaged_over_a_week_ago(app) -> None:
+    moderator = make_user("ana@example.test")
+    now = utcnow()
+    recent = now - dt.timedelta(hours=2)
+    old = now - dt.timedelta(days=8)
+    make_ticket(created_at=recent, triage=done_triage(recent, 12))
+    make_ticket(created_at=old, triage=done_triage(old, 900))
+    kpis = kpis_of(dashboard_page(app.test_client(), bearer(app, moderator)))
+    assert kpis["triage latency p50"] == ("12.0s", False)
+    assert kpis["triage latency p95 (1 in 7 days)"] == ("12.0s", False)
+    assert Ticket.objects.count() == 2
