@@ -1,6 +1,7 @@
 """Run the web panel with Flask's development server.
 
-Production: `gunicorn -w 4 -b 127.0.0.1:8000 'webadmin:create_app()'` (settings come from the environment).
+Production: `gunicorn -c gunicorn.conf.py 'webadmin:create_app()'` (settings come from the environment;
+the config builds each worker's in-memory ticket list before it serves).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from webadmin import create_app
 
-    create_app(settings).run(host=args.host, port=args.port, debug=args.debug)
+    app = create_app(settings)
+    app.extensions["ticket_index"].warm_in_background()
+    app.run(host=args.host, port=args.port, debug=args.debug)
     return 0
 
 

@@ -1,6 +1,7 @@
 """20 concurrent clients for 30 s against the app served by gunicorn: requests per second, errors.
 
-Each client loops over GET /api/tickets (filtered), GET /api/tickets/<n> and GET /api/me with keep-alive.
+Each client loops over GET /api/tickets (filtered), GET /api/tickets/<n> and GET /api/me with keep-alive;
+one request in ten is a POST of an internal note instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from api_support import PASSWORD, ROOT, TICKETS, bench_env, bench_settings, db_s
 CLIENTS = 20
 DURATION = 30.0
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
+WRITE_SHARE = 0.1
 
 
 def free_port() -> int:
@@ -41,6 +43,20 @@ def wait_until_up(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError("gunicorn did not come up")
 
 
+def wait_for_workers(gunicorn: subprocess.Popen, count: int, timeout: float = 300.0) -> None:
+    """Until `count` workers logged that their in-memory ticket index is built (gunicorn.conf.py)."""
+    deadline, ready = time.monotonic() + timeout, 0
+    while ready < count:
+        line = gunicorn.stderr.readline()
+        if not line or time.monotonic() > deadline:
+            raise RuntimeError("gunicorn workers did not get ready")
+        if "ticket index ready" in line:
+            ready += 1
+            print("  " + line.strip().split("] ")[-1], flush=True)
+    # keep draining stderr so gunicorn never blocks on a full pipe
+    threading.Thread(target=lambda: [None for _ in gunicorn.stderr], daemon=True).start()
+
+
 def login(port: int) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     body = json.dumps({"email": "admin@example.test", "password": PASSWORD})
@@ -55,13 +71,17 @@ def client_loop(port: int, token: str, stop: float, seed_value: int, results: di
     ok = errors = 0
     timings = []
     while time.monotonic() < stop:
+        method, body, expected = "GET", None, 200
         url = rng.choice(["/api/tickets?status=open&per_page=25", f"/api/tickets/{rng.randint(1, TICKETS)}", "/api/me"])
+        if rng.random() < WRITE_SHARE:  # an internal note: a write every web process must then see
+            method, expected = "POST", 201
+            url, body = f"/api/tickets/{rng.randint(1, TICKETS)}/notes", json.dumps({"text": "load test note"})
         began = time.perf_counter()
         try:
-            conn.request("GET", url, headers=headers)
+            conn.request(method, url, body=body, headers={**headers, "Content-Type": "application/json"})
             response = conn.getresponse()
             response.read()
-            ok, errors = (ok + 1, errors) if response.status == 200 else (ok, errors + 1)
+            ok, errors = (ok + 1, errors) if response.status == expected else (ok, errors + 1)
         except (OSError, http.client.HTTPException):
             errors += 1
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -74,21 +94,28 @@ def main() -> None:
     seed(settings)
     port = free_port()
     env = {**os.environ, **bench_env()}
+    began = time.monotonic()
     gunicorn = subprocess.Popen(
         [
             str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "-c",
+            str(ROOT / "gunicorn.conf.py"),
             "-w",
             str(WORKERS),
             "-b",
             f"127.0.0.1:{port}",
             "--log-level",
-            "warning",
+            "info",
             "webadmin:create_app()",
         ],
         cwd=ROOT,
         env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
+        wait_for_workers(gunicorn, WORKERS)
+        print(f"{WORKERS} workers built their ticket index {time.monotonic() - began:.1f}s after start", flush=True)
         wait_until_up(port)
         token = login(port)
         stop = time.monotonic() + DURATION

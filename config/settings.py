@@ -122,6 +122,7 @@ class Settings:
     jwt_refresh_hours: int = 24
     login_rate_limit: str = "10 per minute"
     ratelimit_storage_uri: str = "memory://"
+    ticket_index_rebuild_seconds: int = 600  # the panel's in-memory ticket list re-reads the database this often
     proxy_fix_x_for: int = 0  # reverse proxies in front of the panel whose X-Forwarded-For is trusted
     log_level: str = "INFO"
 

@@ -29,7 +29,7 @@ from daemon.acknowledge import (
 from daemon.ingest import ingest
 from daemon.outcomes import Created, Outcome
 from daemon.parse import ParsedEmail, parse_email
-from models import MessageLedger, OutboundEmail, Ticket, TicketMessage, User, utcnow
+from models import MessageLedger, OutboundEmail, Ticket, TicketMessage, User, journal, utcnow
 from models.mail import ledger_key
 from models.outbox import Header
 from models.tickets import sla_due
@@ -164,7 +164,13 @@ def _create_many(emails: list[ParsedEmail], settings: Settings) -> list[Outcome 
         inserted.append(candidate if ok else None)
         position += 1
     created = [(e, t) for e, t in zip(emails, inserted, strict=True) if t is not None]
-    _insert_many(TicketMessage._get_collection(), [_entry(e, t, settings) for e, t in created])
+    entries = [_entry(e, t, settings) for e, t in created]
+    failed_entries = _insert_many(TicketMessage._get_collection(), entries)
+    # Raw inserts bypass the Journaled documents: tell the panel's ticket list (models/journal.py).
+    journal.record(
+        tickets=[t.id for _, t in created],
+        messages=[d["_id"] for i, d in enumerate(entries) if i not in failed_entries],
+    )
     acks = _acknowledgements(created, settings)
     ledger = [
         {

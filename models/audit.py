@@ -28,7 +28,9 @@ def record_audit(
 
 
 class RevokedToken(Document):
-    jti = StringField(required=True, unique=True)
+    """A logged-out token; keyed by its jti so the check on every request is an `_id` lookup."""
+
+    jti = StringField(primary_key=True)
     expires_at = DateTimeField(required=True)
     revoked_at = DateTimeField(default=utcnow)
 

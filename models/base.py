@@ -74,3 +74,8 @@ def ensure_all_indexes() -> None:
         RevokedToken,
     ):
         document.ensure_indexes()
+    # Revoked tokens are keyed by their jti since the `_id`-only lookups of FerretDB; an older database
+    # still has the unique index on the former `jti` field, which every new (field-less) row would break.
+    revoked = RevokedToken._get_collection()
+    if "jti_1" in revoked.index_information():
+        revoked.drop_index("jti_1")

@@ -8,7 +8,6 @@ from mongoengine import (
     BooleanField,
     DateTimeField,
     DictField,
-    Document,
     EmbeddedDocument,
     EmbeddedDocumentField,
     EmbeddedDocumentListField,
@@ -21,6 +20,7 @@ from mongoengine import (
 from pymongo.errors import DuplicateKeyError
 
 from models.base import utcnow
+from models.journal import Journaled
 from models.users import User
 
 STATUSES = ("new", "open", "pending", "escalated", "resolved", "closed")
@@ -61,7 +61,7 @@ class AttachmentRef(EmbeddedDocument):
     skipped_reason = StringField()  # set when not stored (e.g. over the size limit)
 
 
-class Ticket(Document):
+class Ticket(Journaled):
     number = IntField(required=True, unique=True)
     subject = StringField(default="", max_length=998)
     status = StringField(choices=STATUSES, default="new")
@@ -118,8 +118,10 @@ class Ticket(Document):
         return f"#{self.number} {self.subject}"
 
 
-class TicketMessage(Document):
+class TicketMessage(Journaled):
     """One entry in a ticket's thread: an email in or out, an internal note, or an event."""
+
+    journal_field = "m"
 
     ticket = ReferenceField(Ticket, required=True)
     ticket_number = IntField(required=True)

@@ -91,7 +91,7 @@ def issue_tokens(user: User) -> tuple[str, str]:
 def revoke(claims: dict[str, Any]) -> None:
     expires = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC).replace(tzinfo=None)
     try:
-        RevokedToken(jti=claims["jti"], expires_at=expires, revoked_at=utcnow()).save()
+        RevokedToken(jti=claims["jti"], expires_at=expires, revoked_at=utcnow()).save(force_insert=True)
     except NotUniqueError:
         pass  # already revoked
 

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from config import Settings
 from webadmin.errors import HelpdeskApi, register_error_handlers
 from webadmin.security import configure_jwt, is_api_request
+from webadmin.ticket_index import TicketIndex
 
 # Strict for our own pages: no script at all, no remote content (email HTML is shown inert).
 PAGE_CSP = (
@@ -41,6 +42,7 @@ def init_web(app: Flask, settings: Settings) -> None:
         TEMPLATES_AUTO_RELOAD=False,
     )
     configure_jwt(app, settings.jwt_access_minutes, settings.jwt_refresh_hours, settings.app_url.startswith("https://"))
+    app.extensions["ticket_index"] = TicketIndex(settings.ticket_index_rebuild_seconds)
     api = HelpdeskApi(app)
     app.extensions["smorest_api"] = api
     register_error_handlers(app)

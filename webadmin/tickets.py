@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
-from mongoengine import Q
-from mongoengine.queryset import QuerySet
+from flask import current_app
 from werkzeug.exceptions import Forbidden, NotFound
 
 from models import Ticket, TicketMessage, User
 from models.tickets import OPEN_STATUSES
+from webadmin.ticket_index import TicketIndex, TicketRow
 
 MAX_PER_PAGE = 100
 MAX_TICKET_NUMBER = 2**53  # larger numbers cannot exist; BSON integers overflow at 2**63
@@ -27,7 +27,7 @@ class TicketFilters:
 
 @dataclass(frozen=True)
 class Page:
-    items: list[Ticket]
+    items: list[TicketRow]
     page: int
     per_page: int
     total: int
@@ -35,19 +35,6 @@ class Page:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.per_page))
-
-
-def visibility(user: User) -> Q:
-    """Admins see everything; moderators their own tickets and unassigned ones needing their skills;
-    requesters their own tickets as requester."""
-    if user.role == "admin":
-        return Q()
-    if user.role == "moderator":
-        mine = Q(assignee=user.id)
-        if user.skills:
-            return mine | Q(assignee=None, required_skills__in=list(user.skills))
-        return mine
-    return Q(requester_email=user.email)
 
 
 def can_view(user: User, ticket: Ticket) -> bool:
@@ -62,9 +49,15 @@ def can_view(user: User, ticket: Ticket) -> bool:
     return ticket.requester_email.lower() == user.email.lower()
 
 
+def ticket_index() -> TicketIndex:
+    """This web process's in-memory ticket list (see webadmin/ticket_index.py)."""
+    return current_app.extensions["ticket_index"]
+
+
 def get_ticket_for(user: User, number: int) -> Ticket:
     """The ticket, or NotFound when it does not exist, Forbidden when `user` may not see it."""
-    ticket = Ticket.objects(number=number).first() if 0 < number <= MAX_TICKET_NUMBER else None
+    row = ticket_index().find(number) if 0 < number <= MAX_TICKET_NUMBER else None
+    ticket = Ticket.objects(id=row.id).first() if row is not None else None
     if ticket is None:
         raise NotFound(f"Ticket #{number} does not exist.")
     if not can_view(user, ticket):
@@ -72,38 +65,62 @@ def get_ticket_for(user: User, number: int) -> Ticket:
     return ticket
 
 
-def _filtered(user: User, filters: TicketFilters) -> QuerySet:
-    query = Ticket.objects(visibility(user))
-    if filters.status == "active":
-        query = query.filter(status__in=list(OPEN_STATUSES))
-    elif filters.status:
-        query = query.filter(status=filters.status)
-    if filters.priority:
-        query = query.filter(priority=filters.priority)
-    if filters.category:
-        query = query.filter(category=filters.category)
-    if filters.scope == "mine":
-        query = query.filter(assignee=user.id)
-    elif filters.scope == "unassigned":
-        query = query.filter(assignee=None)
-    if filters.search:
-        pattern = re.compile(re.escape(filters.search.strip()), re.IGNORECASE)
-        query = query.filter(Q(subject=pattern) | Q(requester_email=pattern))
-    return query
+def _visible_to(user: User) -> Callable[[TicketRow], bool]:
+    """Who sees what (admins everything; moderators their own tickets and unassigned ones needing
+    their skills; requesters their own requests), for the in-memory rows."""
+    if user.role == "admin":
+        return lambda row: True
+    if user.role == "moderator":
+        me, skills = user.id, frozenset(user.skills or ())
+        return lambda row: (
+            row.assignee_id == me or (row.assignee_id is None and not row.required_skills.isdisjoint(skills))
+        )
+    email = user.email.lower()
+    return lambda row: row.requester_email.lower() == email
+
+
+def _matches(user: User, filters: TicketFilters) -> Callable[[TicketRow], bool]:
+    visible, me = _visible_to(user), user.id
+    statuses = frozenset(OPEN_STATUSES) if filters.status == "active" else frozenset((filters.status,))
+    priority, category, scope = filters.priority, filters.category, filters.scope
+    needle = filters.search.strip().lower()
+
+    def matches(row: TicketRow) -> bool:
+        return (
+            (not filters.status or row.status in statuses)
+            and (not priority or row.priority == priority)
+            and (not category or row.category == category)
+            and (scope != "mine" or row.assignee_id == me)
+            and (scope != "unassigned" or row.assignee_id is None)
+            and (not needle or needle in row.search_text)
+            and visible(row)
+        )
+
+    return matches
 
 
 def list_tickets(user: User, filters: TicketFilters, page: int = 1, per_page: int = 25) -> Page:
+    """The tickets `user` may see that match `filters`, newest first, one page of them."""
     per_page = max(1, min(per_page, MAX_PER_PAGE))
     page = max(1, page)
-    query = _filtered(user, filters).order_by("-created_at")
-    total = query.count()
-    items = list(query.skip((page - 1) * per_page).limit(per_page))
-    return Page(items=items, page=page, per_page=per_page, total=total)
+    matches = _matches(user, filters)
+    matching = [row for row in ticket_index().rows() if matches(row)]
+    chosen = matching[(page - 1) * per_page : page * per_page]
+    index = ticket_index()
+    items = [replace(row, assignee=index.user(row.assignee_id)) if row.assignee_id else row for row in chosen]
+    return Page(items=items, page=page, per_page=per_page, total=len(matching))
 
 
 def thread_of(ticket: Ticket, *, public_only: bool) -> list[TicketMessage]:
     """The ticket's messages in order; `public_only` keeps just the emails the requester saw."""
-    query = TicketMessage.objects(ticket_number=ticket.number)
-    if public_only:
-        query = query.filter(kind__in=["inbound", "outbound"], public=True)
-    return list(query.order_by("created_at"))
+    collection = TicketMessage._get_collection()
+    messages = []
+    for message_id in ticket_index().message_ids(ticket.id):
+        doc = collection.find_one({"_id": message_id})
+        if doc is None:
+            continue
+        message = TicketMessage._from_son(doc)
+        if public_only and not (message.kind in ("inbound", "outbound") and message.public):
+            continue
+        messages.append(message)
+    return messages
