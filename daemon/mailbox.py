@@ -6,6 +6,7 @@ is flagged, moved and passed by the cursor only after ingestion stored it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import ssl
 from collections.abc import Iterator
@@ -19,10 +20,34 @@ from models import MailboxCursor, utcnow
 
 logger = logging.getLogger(__name__)
 INGESTED_KEYWORD = b"$HelpdeskIngested"
+MAX_ERROR_LENGTH = 200
 
 
 def mailbox_name(settings: Settings) -> str:
     return f"{settings.imap_user}@{settings.imap_host}:{settings.imap_port}/{settings.imap_folder}"
+
+
+def poll_error_text(exc: BaseException, at: dt.datetime, secrets: tuple[str, ...] = ()) -> str:
+    """One short line for a failed poll: when, the exception's type and message, secrets masked."""
+    message = " ".join(str(exc).split())  # one line, whatever the server sent
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    kind = type(exc).__qualname__  # imaplib's errors are all named "error": "IMAP4.error" says more
+    text = f"{at:%Y-%m-%dT%H:%M:%SZ} {kind}: {message}".rstrip(": ")
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+def record_poll_failure(settings: Settings, exc: BaseException) -> None:
+    """Note a failed poll on the mailbox's cursor; `last_poll_at` (the last successful poll) stays as it was."""
+    now = utcnow()
+    error = poll_error_text(exc, now, (settings.imap_password,))
+    try:
+        MailboxCursor.objects(mailbox=mailbox_name(settings)).update_one(
+            set__last_error=error, set__updated_at=now, upsert=True
+        )
+    except Exception:  # e.g. the database is what failed; the caller logs the poll error itself
+        logger.warning("could not record the poll failure of %s", mailbox_name(settings), exc_info=True)
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext:
@@ -112,9 +137,10 @@ class Mailbox:
         self.cursor.last_uid = max(uids[-1], self.cursor.last_uid or 0)
         self._save_cursor()
 
-    def record_poll(self, error: str | None = None) -> None:
+    def record_poll(self) -> None:
+        """A successful poll: its time, and no error (a failed one goes through `record_poll_failure`)."""
         self.cursor.last_poll_at = utcnow()
-        self.cursor.last_error = error
+        self.cursor.last_error = None
         self._save_cursor()
 
     def _save_cursor(self) -> None:

@@ -3,6 +3,10 @@
 Each attempt is claimed by inserting `_id = f"{email_id}:{attempt}"` (unique, so exactly one sender
 wins even on FerretDB, whose conditional updates are not atomic). A sender that crashes mid-send
 leaves the email in "sending" until its lease expires; then the next attempt is claimed.
+
+A manual retry of a failed email starts a new retry generation (an `_id` insert of its own) and resets
+`attempts`; its attempts are claimed as `f"{email_id}:{generation}:{attempt}"`, so they never collide
+with the claims of earlier generations.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from models import OutboundEmail, utcnow
 
 logger = logging.getLogger(__name__)
 CLAIMS = "outbox_claims"
+RETRIES = "outbox_retries"  # `_id` f"{email_id}:{n}" for the n-th manual retry: 1, 2, ... without gaps
 SENT_MARKERS = "outbox_sent"  # inserted the moment an email is accepted by SMTP; folded into `state` later
 SEND_LEASE = dt.timedelta(seconds=120)
 MAX_BACKOFF = 3600.0
@@ -54,12 +59,44 @@ def send_due(settings: Settings, limit: int = 50) -> int:
 
 
 def retry_failed(email_id: object) -> bool:
-    """Put a failed email back in the queue for the next outbox pass (the web panel's "retry")."""
+    """Put a failed email back in the queue for the next outbox pass (the web panel's "retry").
+
+    It gets the full number of attempts again, claimed under a new retry generation.
+    """
+    email = OutboundEmail.objects(id=email_id, state="failed").only("id").first()
+    if email is None:
+        return False
+    _start_retry_generation(email.id)  # before attempts go back to 0: a claim of attempt 1 then uses it
     return bool(
-        OutboundEmail.objects(id=email_id, state="failed").update_one(
-            set__state="queued", set__next_attempt_at=utcnow(), set__attempts=0
+        OutboundEmail.objects(id=email.id, state="failed").update_one(
+            set__state="queued", set__next_attempt_at=utcnow(), set__attempts=0, unset__lease_until=True
         )
     )
+
+
+def retry_generation(email_id: object) -> int:
+    """How many manual retries this email has had (0: none); each retry's attempts are claimed apart."""
+    retries = OutboundEmail._get_db()[RETRIES]
+    generation = 0
+    while retries.find_one({"_id": f"{email_id}:{generation + 1}"}, {"_id": 1}) is not None:
+        generation += 1
+    return generation
+
+
+def _start_retry_generation(email_id: object) -> int:
+    retries = OutboundEmail._get_db()[RETRIES]
+    generation = retry_generation(email_id) + 1
+    while True:  # an insert per generation: two concurrent retries never share one
+        try:
+            retries.insert_one({"_id": f"{email_id}:{generation}", "at": utcnow()})
+            return generation
+        except DuplicateKeyError:
+            generation += 1
+
+
+def claim_id(email_id: object, generation: int, attempt: int) -> str:
+    """The unique claim `_id` of one send attempt (generation 0 keeps the original form)."""
+    return f"{email_id}:{attempt}" if generation == 0 else f"{email_id}:{generation}:{attempt}"
 
 
 def reconcile_sent(limit: int = 1000, budget_seconds: float = 1.0) -> int:
@@ -86,11 +123,12 @@ def _claim(email: OutboundEmail) -> bool:
     if was_sent(email):  # accepted by SMTP before its state was updated (e.g. a crash): never twice
         return False
     attempt = (email.attempts or 0) + 1
+    key = claim_id(email.id, retry_generation(email.id), attempt)
     claims = OutboundEmail._get_db()[CLAIMS]
     try:
-        claims.insert_one({"_id": f"{email.id}:{attempt}", "at": utcnow()})
+        claims.insert_one({"_id": key, "at": utcnow()})
     except DuplicateKeyError:
-        held = claims.find_one({"_id": f"{email.id}:{attempt}"}) or {}
+        held = claims.find_one({"_id": key}) or {}
         if held.get("at") and held["at"] < utcnow() - SEND_LEASE:
             # its sender died before recording the attempt: skip that number so the next claim can win
             OutboundEmail.objects(id=email.id, attempts=attempt - 1).update_one(set__attempts=attempt)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from config import Settings
 from daemon.bulk import ingest_batch
 from daemon.lease import Lease, make_holder_id
-from daemon.mailbox import Mailbox, connect, mailbox_name
+from daemon.mailbox import Mailbox, connect, mailbox_name, record_poll_failure
 from daemon.outbox import deliver_claimed
 from daemon.outcomes import Created, Outcome
 from models import OutboundEmail
@@ -41,7 +41,10 @@ def poll_once(
     stop: threading.Event | None = None,
     lease: Lease | None = None,
 ) -> PassResult:
-    """Connect, take the lease, ingest every new message (up to max_messages), and return."""
+    """Connect, take the lease, ingest every new message (up to max_messages), and return.
+
+    A failed poll (login refused, folder missing, connection lost) is recorded on the cursor, then raised.
+    """
     lease = lease or Lease(mailbox_name(settings), make_holder_id(), settings.mailbox_lease_seconds)
     if not lease.acquire():
         logger.info("mailbox %s is read by another instance; standing by", lease.name)
@@ -53,6 +56,9 @@ def poll_once(
             result = process_new(mailbox, settings, lease=lease, max_messages=max_messages, stop=stop)
             mailbox.record_poll()
             return result
+    except Exception as exc:
+        record_poll_failure(settings, exc)
+        raise
     finally:
         lease.release()
 
@@ -125,6 +131,7 @@ def run_mailbox_loop(settings: Settings, stop: threading.Event) -> None:
                 backoff = 1.0
                 _serve(mailbox, settings, lease, stop)
         except Exception as exc:  # network, server restart, database outage: retry with backoff
+            record_poll_failure(settings, exc)
             logger.warning("mailbox loop error (%s: %s); reconnecting in %.0f s", type(exc).__name__, exc, backoff)
             stop.wait(backoff)
             backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)

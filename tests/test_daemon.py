@@ -12,8 +12,8 @@ import time
 
 from config import Settings, to_environ
 from daemon.poller import run_mailbox_loop
-from models import QuarantinedEmail, Ticket
-from tests.conftest import ROOT
+from models import MailboxCursor, QuarantinedEmail, Ticket
+from tests.conftest import ROOT, make_settings
 from tests.daemon_support import mail_script, raw_email
 from tests.support import MailStack, make_email
 
@@ -92,6 +92,23 @@ def test_mailbox_loop_survives_an_imap_server_restart(settings: Settings, mail: 
     assert not loop.is_alive()
     assert sorted(t.subject for t in Ticket.objects) == ["after restart", "before restart"]
     assert len(mail.wait_for_sink(2)) == 2
+
+
+def test_mailbox_loop_records_a_refused_login_as_the_poll_error(settings: Settings, mail: MailStack) -> None:
+    """Regression: the loop logged a failed login and retried, but never recorded it for /healthz."""
+    wrong = make_settings(settings.mongo_uri, mail, imap_password="Wrong-Secret-123")
+    stop = threading.Event()
+    loop = threading.Thread(target=run_mailbox_loop, args=(wrong, stop), daemon=True)
+    loop.start()
+    try:
+        assert _wait(lambda: MailboxCursor.objects(last_error__ne=None).count() == 1)
+    finally:
+        stop.set()
+        loop.join(timeout=20)
+    assert not loop.is_alive()
+    cursor = MailboxCursor.objects.get()
+    assert "LoginError" in cursor.last_error and "Wrong-Secret-123" not in cursor.last_error
+    assert cursor.last_poll_at is None
 
 
 def test_flask_cli_ingests_a_file_and_reingests_quarantine(

@@ -8,6 +8,7 @@ import socket
 
 import mongoengine
 import pytest
+from imapclient.exceptions import LoginError
 
 from daemon.outbox import retry_failed, send_one
 from daemon.poller import poll_once
@@ -69,6 +70,26 @@ def test_poll_age_follows_the_mailbox_poller(app, settings, mail: MailStack) -> 
 
     poll_once(settings)
     assert health(app)["last_poll_age_seconds"] < 5
+
+
+def test_failed_login_shows_as_the_poll_error_until_a_poll_succeeds(app, db, settings, mail: MailStack) -> None:
+    """Regression: a failed poll (here Dovecot refusing the password) left `last_poll_error` empty."""
+    poll_once(settings)
+    MailboxCursor.objects.update(set__last_poll_at=utcnow() - dt.timedelta(minutes=10))
+    wrong = make_settings(db, mail, imap_password="Wrong-Secret-123")
+    with pytest.raises(LoginError):
+        poll_once(wrong)
+    body = health(app)
+    error = body["last_poll_error"]
+    assert error is not None and "LoginError" in error and "Wrong-Secret-123" not in error
+    assert len(error) <= 200 and "\n" not in error
+    failed_at = dt.datetime.strptime(error.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%SZ")
+    assert abs((utcnow() - failed_at).total_seconds()) < 5  # when it failed
+    assert 600 <= body["last_poll_age_seconds"] < 605  # a failed poll is not a poll
+
+    poll_once(settings)
+    body = health(app)
+    assert body["last_poll_error"] is None and body["last_poll_age_seconds"] < 5
 
 
 def test_poll_age_and_error_come_from_the_latest_poll(app) -> None:

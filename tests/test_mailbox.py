@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import pathlib
+import subprocess
 import threading
+
+import pytest
+from imapclient.exceptions import IMAPClientError, LoginError
 
 from config import Settings
 from daemon.lease import Lease
-from daemon.mailbox import INGESTED_KEYWORD, Mailbox, connect
+from daemon.mailbox import INGESTED_KEYWORD, MAX_ERROR_LENGTH, Mailbox, connect, poll_error_text
 from daemon.outbox import reconcile_sent, send_due
 from daemon.poller import poll_once
 from models import MailboxCursor, MessageLedger, OutboundEmail, QuarantinedEmail, Ticket, utcnow
@@ -132,3 +138,37 @@ def test_reply_in_the_same_batch_as_its_original_threads(settings: Settings, mai
     ticket = Ticket.objects.get(subject="Printer jam")
     assert ticket.message_count == 2 and Ticket.objects.count() == 2
     assert len(mail.wait_for_sink(2)) == 2
+
+
+def test_a_deleted_folder_is_recorded_as_the_poll_error_and_cleared_once_it_is_back(db: str, mail: MailStack) -> None:
+    """Regression: a failed poll (here the folder is gone) left the cursor's error as it was."""
+    mail.doveadm("mailbox", "create", "-u", "support@example.test", "Intake")
+    settings = make_settings(db, mail, imap_folder="Intake")
+    try:
+        poll_once(settings)
+        polled_at = MailboxCursor.objects.get().last_poll_at
+        mail.doveadm("mailbox", "delete", "-u", "support@example.test", "Intake")
+        with pytest.raises(IMAPClientError):
+            poll_once(settings)
+        cursor = MailboxCursor.objects.get()
+        assert cursor.last_poll_at == polled_at  # not a successful poll
+        assert "IMAP4.error: select failed" in cursor.last_error and "Intake" in cursor.last_error
+        assert cursor.updated_at > polled_at
+
+        mail.doveadm("mailbox", "create", "-u", "support@example.test", "Intake")
+        poll_once(settings)
+        cursor = MailboxCursor.objects.get()
+        assert cursor.last_error is None and cursor.last_poll_at > polled_at
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already gone when the test failed midway
+            mail.doveadm("mailbox", "delete", "-u", "support@example.test", "Intake")
+
+
+def test_poll_error_text_is_one_short_line_without_the_password() -> None:
+    at = dt.datetime(2025, 3, 1, 12, 30, 5)
+    error = LoginError("b'[AUTHENTICATIONFAILED] no such user or password s3cret'\r\nmore")
+    text = poll_error_text(error, at, ("s3cret", ""))
+    assert text == "2025-03-01T12:30:05Z LoginError: b'[AUTHENTICATIONFAILED] no such user or password ***' more"
+    assert poll_error_text(TimeoutError(), at) == "2025-03-01T12:30:05Z TimeoutError"
+    long = poll_error_text(OSError("x" * 1000), at)
+    assert len(long) == MAX_ERROR_LENGTH and long.endswith("…")

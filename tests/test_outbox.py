@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 from config import Settings
 from daemon.ingest import ingest
-from daemon.outbox import send_due, send_one
+from daemon.outbox import retry_failed, send_due, send_one
 from daemon.outcomes import Created
 from models import OutboundEmail, queue_email, utcnow
 from tests.conftest import make_settings
 from tests.daemon_support import mail_script, raw_email, stop_sink
 from tests.support import MailStack
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _reply(number: int = 7, **kwargs: object) -> OutboundEmail:
@@ -92,3 +100,40 @@ def test_concurrent_senders_send_each_email_once(settings: Settings, mail: MailS
     assert len(mail.sink_messages()) == 12
     assert len({m["Message-ID"] for m in messages}) == 12
     assert OutboundEmail.objects(state="sent").count() == 12
+
+
+def test_retried_email_goes_out_on_the_next_pass_and_gets_every_attempt_again(db: str, mail: MailStack) -> None:
+    """Regression: "Retry" reset `attempts`, so the next claim (":1") collided with the first attempt's claim
+    and the outbox job skipped the email (for two minutes, then for ever after the default attempts)."""
+    settings = make_settings(db, mail, outbox_backoff_seconds=0.01, outbox_max_attempts=2)
+    unreachable = make_settings(db, mail, mail_port=closed_port(), outbox_backoff_seconds=0.01, outbox_max_attempts=2)
+    email = _reply()
+    assert send_one(email.id, unreachable) is False
+    time.sleep(0.05)
+    assert send_due(unreachable) == 0 and email.reload().state == "failed" and email.attempts == 2
+
+    assert retry_failed(email.id) is True
+    assert email.reload().state == "queued" and email.attempts == 0
+    assert retry_failed(email.id) is False  # only a failed email is retried
+    # the full number of attempts again: the first one after the retry fails, the email stays queued
+    assert send_due(unreachable) == 0 and email.reload().state == "queued" and email.attempts == 1
+    time.sleep(0.05)
+    assert send_due(unreachable) == 0 and email.reload().state == "failed" and email.attempts == 2
+
+    assert retry_failed(email.id) is True  # a second retry claims apart from both earlier rounds
+    assert send_due(settings) == 1
+    [sent] = mail.wait_for_sink(1)
+    assert sent["Message-ID"] == email.message_id
+    assert email.reload().state == "sent" and email.attempts == 1 and email.last_error is None
+    assert send_due(settings) == 0 and len(mail.sink_messages()) == 1
+
+
+def test_retry_after_a_single_allowed_attempt_sends_at_once(db: str, mail: MailStack) -> None:
+    """Regression (the reported repro): max attempts 1, fail, retry, send_due → 0 twice, nothing sent."""
+    unreachable = make_settings(db, mail, mail_port=closed_port(), outbox_max_attempts=1)
+    settings = make_settings(db, mail, outbox_max_attempts=1)
+    email = _reply()
+    assert send_one(email.id, unreachable) is False and email.reload().state == "failed"
+    assert retry_failed(email.id) is True
+    assert send_due(settings) == 1
+    assert len(mail.wait_for_sink(1)) == 1 and email.reload().state == "sent"
