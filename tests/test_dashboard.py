@@ -12,8 +12,11 @@ import html
 import re
 from collections import Counter
 
+import pytest
+
 from models import Ticket, TriageState, User, utcnow
 from tests.web_support import app, bearer, cookie_login, make_ticket, make_user  # noqa: F401
+from webadmin.dashboard.views import percentile, triage_latencies
 
 SECTION = re.compile(r'<section class="card"><h2>(.*?)</h2>(.*?)</section>', re.S)
 BAR_TITLE = re.compile(r"<title>(.*?)</title>")
@@ -209,3 +212,57 @@ def test_triage_latency_ignores_tickets_triaged_over_a_week_ago(app) -> None:
     assert kpis["triage latency p50"] == ("12.0s", False)
     assert kpis["triage latency p95 (1 in 7 days)"] == ("12.0s", False)
     assert Ticket.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        # regression: the index was int(q * n), one rank too high whenever q * n is a whole number
+        (list(range(1, 21)), 0.95, 19),
+        ([1, 2, 3, 4], 0.5, 2),
+        (list(range(1, 21)), 0.5, 10),
+        ([4, 10, 20, 30, 600], 0.5, 20),
+        ([4, 10, 20, 30, 600], 0.95, 600),
+        ([1, 2, 3, 4], 0.95, 4),
+        ([3, 1, 2], 0.5, 2),  # unsorted input
+        ([7.5], 0.5, 7.5),
+        ([7.5], 0.95, 7.5),
+        (list(range(1, 101)), 0.07, 7),  # 0.07 * 100 is 7.000000000000001 in floating point
+        (list(range(1, 101)), 0.29, 29),  # and 0.29 * 100 is 28.999999999999996
+        ([], 0.5, None),
+    ],
+)
+def test_percentile_is_the_nearest_rank(values: list[float], q: float, expected: float | None) -> None:
+    assert percentile(values, q) == expected
+
+
+def test_triage_latency_counts_only_successful_first_triages() -> None:
+    created = dt.datetime(2025, 3, 1, 12, 0)
+    later = created + dt.timedelta(seconds=40)
+    rows = [
+        (created, "done", 0, later),
+        (created, "review", None, later + dt.timedelta(seconds=20)),  # tickets stored before `generation`
+        (created, "failed", 0, later),  # attempts used up: escalated, not triaged
+        (created, "pending", 0, later),  # a retry is waiting
+        (created - dt.timedelta(days=30), "done", 2, later),  # re-triaged: its age is not triage latency
+        (None, "done", 0, later),
+        (created, "done", 0, None),
+    ]
+    assert triage_latencies(rows) == [40.0, 60.0]
+
+
+def test_triage_latency_ignores_re_triaged_and_failed_tickets(app) -> None:
+    """Regression: a re-triaged old ticket counted its whole age, and failed triages counted too."""
+    moderator = make_user("ana@example.test")
+    now = utcnow()
+    recent = now - dt.timedelta(minutes=30)
+    make_ticket(created_at=recent, triage=done_triage(recent, 12))
+    make_ticket(created_at=recent, triage=TriageState(state="review", completed_at=recent + dt.timedelta(seconds=30)))
+    make_ticket(created_at=recent, triage=TriageState(state="failed", completed_at=recent + dt.timedelta(seconds=900)))
+    old = now - dt.timedelta(days=40)
+    make_ticket(
+        created_at=old, triage=TriageState(state="done", generation=1, completed_at=now - dt.timedelta(minutes=1))
+    )
+    kpis = kpis_of(dashboard_page(app.test_client(), bearer(app, moderator)))
+    assert kpis["triage latency p50"] == ("12.0s", False)
+    assert kpis["triage latency p95 (2 in 7 days)"] == ("30.0s", False)

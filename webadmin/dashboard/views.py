@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter
+from collections.abc import Iterable
 
 from flask import render_template
 
@@ -14,13 +16,31 @@ from webadmin.dashboard.charts import bar_chart, column_chart
 from webadmin.security import staff_required
 
 DAYS = 14
+TRIAGED = ("done", "review")  # a triage that produced a result; "failed" ones are escalated instead
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank percentile (0 < q <= 1): the smallest value with at least q of them at or below it."""
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    rank = math.ceil(round(q * len(ordered), 9))  # round: 0.07 * 100 is 7.000000000000001 in floating point
+    return ordered[min(len(ordered), max(1, rank)) - 1]
+
+
+def triage_latencies(
+    rows: Iterable[tuple[dt.datetime | None, str | None, int | None, dt.datetime | None]],
+) -> list[float]:
+    """Seconds from arrival to a successful first triage, per (created_at, state, generation, completed_at).
+
+    A re-triaged ticket (generation > 0) is left out: nothing records when its re-triage was queued,
+    and its age would count as latency. Failed or unfinished triages are left out too.
+    """
+    return [
+        (done - created).total_seconds()
+        for created, state, generation, done in rows
+        if created and done and state in TRIAGED and not generation
+    ]
 
 
 def dashboard_figures(now: dt.datetime | None = None) -> dict:
@@ -38,13 +58,11 @@ def dashboard_figures(now: dt.datetime | None = None) -> dict:
     unassigned = sum(1 for _, _, a, _ in open_rows if a is None)
     breached = Counter(p or "medium" for _, p, _, due in open_rows if due is not None and due < now)
 
-    latencies = [
-        (done - created).total_seconds()
-        for created, done in Ticket.objects(triage__completed_at__gte=now - dt.timedelta(days=7)).scalar(
-            "created_at", "triage__completed_at"
+    latencies = triage_latencies(
+        Ticket.objects(triage__completed_at__gte=now - dt.timedelta(days=7)).scalar(
+            "created_at", "triage__state", "triage__generation", "triage__completed_at"
         )
-        if created and done
-    ]
+    )
     return {
         "per_day": [(d.strftime("%b %d"), per_day.get(d, 0)) for d in days],
         "by_category": list(by_category.items()),
@@ -53,8 +71,8 @@ def dashboard_figures(now: dt.datetime | None = None) -> dict:
         "breached": [(p, breached.get(p, 0)) for p in PRIORITIES],
         "open_total": len(open_rows),
         "breached_total": sum(breached.values()),
-        "triage_p50": _percentile(latencies, 0.5),
-        "triage_p95": _percentile(latencies, 0.95),
+        "triage_p50": percentile(latencies, 0.5),
+        "triage_p95": percentile(latencies, 0.95),
         "triage_count": len(latencies),
         "triage_pending": Ticket.objects(triage__state="pending").count(),
     }
