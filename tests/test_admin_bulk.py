@@ -10,10 +10,14 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from bson import ObjectId
 from flask import Flask
 from flask.testing import FlaskClient
 
-from models import AuditEvent, Ticket, TicketMessage, TriageState, User
+from daemon.outbox import send_due, send_one
+from models import AuditEvent, OutboundEmail, Ticket, TicketMessage, TriageState, User, queue_email
+from tests.conftest import make_settings
+from tests.support import MailStack
 from tests.web_support import app, cookie_login, make_ticket, make_user  # noqa: F401
 
 LIST = "/admin/tickets_admin/"
@@ -62,10 +66,18 @@ def admin_session(app: Flask, email: str = "boss@example.test") -> tuple[FlaskCl
 
 
 def run_action(client: FlaskClient, csrf: str | None, action: str, *tickets: Ticket):  # noqa: ANN201
-    data: dict[str, object] = {"action": action, "rowid": [str(t.id) for t in tickets], "url": LIST}
+    return run_action_on_ids(client, csrf, action, [str(t.id) for t in tickets])
+
+
+def run_action_on_ids(client: FlaskClient, csrf: str | None, action: str, ids: list[str], *, view: str = LIST):  # noqa: ANN201
+    data: dict[str, object] = {"action": action, "rowid": ids, "url": view}
     if csrf is not None:
         data["csrf_token"] = csrf
-    return client.post(ACTION, data=data)
+    return client.post(f"{view}action/", data=data)
+
+
+MISSING = str(ObjectId())  # well-formed, but no such ticket
+MALFORMED = "not-an-object-id"
 
 
 def snapshot() -> list[tuple]:
@@ -264,3 +276,97 @@ def test_admin_bulk_action_without_csrf_token_is_refused(app: Flask, team: Team)
         assert response.status_code == 403
     assert snapshot() == before
     assert AuditEvent.objects.count() == 0
+
+
+def test_bulk_close_counts_and_audits_only_the_tickets_it_closed(app: Flask, team: Team) -> None:
+    """Regression: bulk close wrote no audit entry and counted every submitted id."""
+    Ticket.objects(id=team.second.id).update_one(set__status="closed")
+    client, csrf = admin_session(app)
+    ids = [str(team.first.id), str(team.second.id), MISSING, MALFORMED]
+    response = run_action_on_ids(client, csrf, "close", ids)
+    assert response.status_code == 302
+    assert "Closed 1 ticket(s)." in client.get(LIST).get_data(as_text=True)
+    assert Ticket.objects.get(id=team.first.id).status == "closed"
+    [event] = AuditEvent.objects(action="close")
+    assert (event.actor, event.target, event.ticket_number) == (
+        "boss@example.test",
+        f"ticket:{team.first.number}",
+        team.first.number,
+    )
+    assert event.detail == "open -> closed"
+    # closing again changes nothing, and says so
+    run_action(client, csrf, "close", team.first)
+    assert "Closed 0 ticket(s)." in client.get(LIST).get_data(as_text=True)
+    assert AuditEvent.objects(action="close").count() == 1
+
+
+def test_bulk_retriage_audits_who_asked_and_counts_only_tickets_it_requeued(app: Flask, team: Team) -> None:
+    """Regression: bulk re-triage left no trace of who asked and counted every submitted id."""
+    Ticket.objects(id=team.first.id).update_one(set__triage__state="review")
+    Ticket.objects(id=team.second.id).update_one(set__triage__state="pending", set__triage__attempts=0)
+    client, csrf = admin_session(app)
+    ids = [str(team.first.id), str(team.second.id), MISSING, MALFORMED]
+    response = run_action_on_ids(client, csrf, "retriage", ids)
+    assert response.status_code == 302
+    assert "Queued 1 ticket(s) for triage." in client.get(LIST).get_data(as_text=True)
+    first, second = Ticket.objects.get(id=team.first.id), Ticket.objects.get(id=team.second.id)
+    assert (first.triage.state, first.triage.generation) == ("pending", 1)
+    assert second.triage.generation == 0  # already waiting for its first attempt: left as it was
+    [event] = AuditEvent.objects(action="retriage")
+    assert (event.actor, event.target, event.ticket_number) == (
+        "boss@example.test",
+        f"ticket:{first.number}",
+        first.number,
+    )
+    assert event.detail == "triage review -> pending"
+
+
+def test_bulk_reassign_keeps_the_valid_ids_when_one_is_malformed(app: Flask, team: Team) -> None:
+    """Regression: one malformed id in the selection dropped the whole selection."""
+    client, csrf = admin_session(app)
+    ids = f"{team.first.id},{MALFORMED},{team.second.id},{MISSING}"
+    form = client.get(BULK_REASSIGN, query_string={"ids": ids})
+    assert form.status_code == 200
+    text = html.unescape(form.get_data(as_text=True))
+    assert "Reassign 2 ticket(s)" in text and "VPN drops every hour" in text and "Cannot reach the intranet" in text
+    done = client.post(
+        BULK_REASSIGN, data={"ids": ids, "assignee": "bo@example.test", "reason": "ana is away", "csrf_token": csrf}
+    )
+    assert done.status_code == 302
+    assert "Reassigned 2 ticket(s) to bo@example.test." in client.get(LIST).get_data(as_text=True)
+    assert {t.assignee.email for t in Ticket.objects(id__in=[team.first.id, team.second.id])} == {"bo@example.test"}
+    assert AuditEvent.objects(action="assign").count() == 2
+
+
+def test_approve_counts_only_tickets_still_waiting_for_review(app: Flask, team: Team) -> None:
+    Ticket.objects(id=team.first.id).update_one(set__triage__state="review")
+    Ticket.objects(id=team.second.id).update_one(set__triage__state="pending")  # re-queued since the page loaded
+    client, csrf = admin_session(app)
+    ids = [str(team.first.id), str(team.second.id), MISSING, MALFORMED]
+    response = run_action_on_ids(client, csrf, "approve", ids, view="/admin/triage_review/")
+    assert response.status_code == 302
+    assert "Approved 1 ticket(s)." in client.get("/admin/triage_review/").get_data(as_text=True)
+    assert Ticket.objects.get(id=team.first.id).triage.state == "done"
+    assert Ticket.objects.get(id=team.second.id).triage.state == "pending"
+
+
+def test_outbox_retry_sends_the_failed_email_on_the_next_outbox_pass(
+    app: Flask, team: Team, db: str, settings, mail: MailStack
+) -> None:
+    """Regression: after the admin's "Retry" the outbox job skipped the email (its claim id was taken)."""
+    email = queue_email(kind="reply", to=["ann@example.test"], subject="Re: VPN", text="Fixed.", domain="example.test")
+    unreachable = make_settings(db, mail, mail_port=1, outbox_max_attempts=1)
+    assert send_one(email.id, unreachable) is False and email.reload().state == "failed"
+
+    client, _ = admin_session(app)
+    page = client.get("/admin/outbox/").get_data(as_text=True)
+    match = ACTION_FORM_CSRF.search(page)
+    assert match, "the outbox list has no action form"
+    response = run_action_on_ids(client, match.group(1), "retry", [str(email.id), MALFORMED], view="/admin/outbox/")
+    assert response.status_code == 302
+    assert "Queued 1 failed email(s) for another attempt." in client.get("/admin/outbox/").get_data(as_text=True)
+
+    assert send_due(settings) == 1
+    [sent] = mail.wait_for_sink(1)
+    assert sent["Message-ID"] == email.message_id
+    assert OutboundEmail.objects.get(id=email.id).state == "sent"

@@ -88,7 +88,7 @@ class OutboxView(SecureModelView):
     def action_retry(self, ids: list[str]) -> None:
         from daemon.outbox import retry_failed
 
-        count = sum(1 for email_id in ids if retry_failed(email_id))
+        count = sum(1 for email_id in ids if ObjectId.is_valid(email_id) and retry_failed(ObjectId(email_id)))
         flash(f"Queued {count} failed email(s) for another attempt.")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from bson.errors import InvalidId
 from flask import flash, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
@@ -15,7 +14,7 @@ from werkzeug.wrappers import Response
 from wtforms import SelectField, StringField
 from wtforms.validators import ValidationError
 
-from models import Category, Skill, Ticket, User
+from models import Category, Skill, Ticket, User, record_audit
 from webadmin import ticket_actions
 from webadmin.admin_panel.base import SecureModelView, parse_csv, require_reason
 
@@ -34,8 +33,13 @@ def _number_link(view, context, model, name):  # noqa: ANN001,ANN202 - Flask-Adm
 
 
 def valid_ids(ids: list[str]) -> list[ObjectId]:
-    """Row ids from a list action; malformed ones (only a crafted request sends them) are dropped."""
+    """Row ids from a list action; malformed ones (only a crafted request sends them) are dropped one by one."""
     return [ObjectId(i) for i in ids if ObjectId.is_valid(i)]
+
+
+def awaits_first_attempt(ticket: Ticket) -> bool:
+    """Already queued for triage and not tried yet: a re-triage would change nothing."""
+    return ticket.triage.state == "pending" and not ticket.triage.attempts
 
 
 class TicketView(SecureModelView):
@@ -100,22 +104,41 @@ class TicketView(SecureModelView):
 
     @action("close", "Close", "Close the selected tickets?")
     def action_close(self, ids: list[str]) -> None:
-        for ticket in Ticket.objects(id__in=valid_ids(ids)):
+        closed = 0
+        for ticket in Ticket.objects(id__in=valid_ids(ids), status__ne="closed"):
+            old = ticket.status
             ticket_actions.change_status(ticket, current_user, "closed", self.settings)
-        flash(f"Closed {len(ids)} ticket(s).")
+            record_audit(
+                current_user.email,
+                "close",
+                f"ticket:{ticket.number}",
+                ticket_number=ticket.number,
+                detail=f"{old} -> closed",
+            )
+            closed += 1
+        flash(f"Closed {closed} ticket(s).")
 
     @action("retriage", "Re-triage", "Send the selected tickets back to triage?")
     def action_retriage(self, ids: list[str]) -> None:
+        queued = 0
         for ticket in Ticket.objects(id__in=valid_ids(ids)):
+            if awaits_first_attempt(ticket):
+                continue
+            old = ticket.triage.state
             ticket_actions.request_retriage(ticket)
-        flash(f"Queued {len(ids)} ticket(s) for triage.")
+            record_audit(
+                current_user.email,
+                "retriage",
+                f"ticket:{ticket.number}",
+                ticket_number=ticket.number,
+                detail=f"triage {old} -> pending",
+            )
+            queued += 1
+        flash(f"Queued {queued} ticket(s) for triage.")
 
     @expose("/bulk-reassign/", methods=("GET", "POST"))
     def bulk_reassign(self) -> str | Response:
-        try:
-            ids = [ObjectId(i) for i in (request.values.get("ids") or "").split(",") if i]
-        except InvalidId:
-            ids = []
+        ids = valid_ids((request.values.get("ids") or "").split(","))
         tickets = list(Ticket.objects(id__in=ids).order_by("number"))
         error = None
         if request.method == "POST":
@@ -175,8 +198,10 @@ class TriageReviewView(TicketView):
 
     @action("approve", "Approve triage", "Accept the suggested category, priority and skills?")
     def action_approve(self, ids: list[str]) -> None:
-        for ticket in Ticket.objects(id__in=valid_ids(ids)):
+        approved = 0
+        for ticket in Ticket.objects(id__in=valid_ids(ids), triage__state="review"):  # not one re-queued meanwhile
             ticket_actions.mark_human_fields(ticket, ["category", "priority", "required_skills"])
             ticket.triage.state = "done"
             ticket.save()
-        flash(f"Approved {len(ids)} ticket(s).")
+            approved += 1
+        flash(f"Approved {approved} ticket(s).")
