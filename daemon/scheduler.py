@@ -1,4 +1,4 @@
-"""APScheduler 3.x jobs of the daemon: mailbox, outbox, and the triage issue's triage/SLA/retrain jobs.
+"""APScheduler 3.x jobs of the daemon: mailbox, outbox, triage, SLA, retrain, and pruning the change journal.
 
 Explicit job ids, `replace_existing`, `coalesce`, one running instance per job, an error listener.
 SIGTERM sets the stop event: the mailbox loop finishes the message in hand, then the scheduler stops.
@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from config import Settings
 from daemon.outbox import send_due
 from daemon.poller import poll_once, run_mailbox_loop
-from models import connect_db, ensure_all_indexes
+from models import connect_db, ensure_all_indexes, journal
 
 logger = logging.getLogger(__name__)
 _triage_warned = False
@@ -79,6 +79,7 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BackgroundSche
     scheduler.add_job(
         _triage_call("retrain_job", settings), "cron", hour=3, minute=17, id="retrain", replace_existing=True
     )
+    scheduler.add_job(journal.prune, "cron", hour=3, minute=47, id="journal-prune", replace_existing=True)
 
     def on_error(event: JobExecutionEvent) -> None:
         logger.error("job %s failed: %r", event.job_id, event.exception)
@@ -101,7 +102,7 @@ def run_daemon(settings: Settings, *, once: bool = False) -> int:
     scheduler.start()
     now = dt.datetime.now(dt.UTC)
     for job in scheduler.get_jobs():  # interval jobs start at once rather than one interval from now
-        if job.id not in ("retrain", "mailbox"):
+        if job.id not in ("retrain", "mailbox", "journal-prune"):
             job.modify(next_run_time=now)
     logger.info("daemon running (jobs: %s)", ", ".join(job.id for job in scheduler.get_jobs()))
     stop.wait()

@@ -14,6 +14,7 @@ inserts through the raw collection calls `record` itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 COLLECTION = "change_journal"
 HINT_ID = "change_journal"  # in `counters`: advisory, at most the last id in use
 KEY_WIDTH = 12
+KEEP = dt.timedelta(days=7)
 
 
 def key(seq: int) -> str:
@@ -91,6 +93,15 @@ def read_after(seq: int, limit: int = 10_000) -> list[tuple[int, dict]]:
         seq += 1
         entries.append((seq, entry))
     return entries
+
+
+def prune(keep: dt.timedelta = KEEP) -> int:
+    """Delete entries older than `keep` (the daemon runs this nightly); how many went.
+
+    Readers are at most seconds behind the head and rebuild from the collections when idle for longer
+    than TICKET_INDEX_REBUILD_SECONDS, so a week of history is far more than any reader needs.
+    """
+    return get_db()[COLLECTION].delete_many({"at": {"$lt": utcnow() - keep}}).deleted_count
 
 
 class JournaledQuerySet(QuerySet):

@@ -19,7 +19,7 @@ start)
   bash "$ROOT/scripts/build-ferretdb.sh"
   mkdir -p "$DB_DIR/data" "$DB_DIR/state"
   if alive; then echo "ferretdb already running on 127.0.0.1:$DB_PORT (pid $(cat "$PIDFILE"))"; exit 0; fi
-  setsid "$ROOT/.cache/bin/ferretdb" --handler=sqlite --sqlite-url="file:$DB_DIR/data/" \
+  setsid "$ROOT/.cache/bin/ferretdb-v1.24.2-idindex" --handler=sqlite --sqlite-url="file:$DB_DIR/data/" \
     --listen-addr="127.0.0.1:$DB_PORT" --state-dir="$DB_DIR/state" --telemetry=disable \
     --log-level=warn --debug-addr=- </dev/null >>"$DB_DIR/ferretdb.log" 2>&1 &
   echo $! >"$PIDFILE"

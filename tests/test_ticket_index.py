@@ -51,6 +51,18 @@ def test_head_probes_past_a_lagging_hint(db: str) -> None:
     assert journal.record(tickets=[ObjectId()]) == 4  # a writer with a stale hint still lands after the end
 
 
+def test_prune_drops_only_old_entries_and_the_journal_carries_on(db: str) -> None:
+    for _ in range(3):
+        journal.record(tickets=[ObjectId()])
+    collection = mongoengine.get_db()[journal.COLLECTION]
+    collection.update_many(
+        {"_id": {"$in": [journal.key(1), journal.key(2)]}}, {"$set": {"at": utcnow() - journal.KEEP * 2}}
+    )
+    assert journal.prune() == 2
+    assert [seq for seq, _ in journal.read_after(2)] == [3]
+    assert journal.record(tickets=[ObjectId()]) == 4
+
+
 def test_list_and_detail_follow_writes_made_outside_the_panel(app, db: str) -> None:  # noqa: ANN001, F811
     admin = make_user("admin@example.test", role="admin")
     headers = bearer(app, admin)
