@@ -121,10 +121,10 @@ def run_mailbox_loop(settings: Settings, stop: threading.Event) -> None:
     lease = Lease(mailbox_name(settings), make_holder_id(), settings.mailbox_lease_seconds)
     backoff = 1.0
     while not stop.is_set():
-        if not lease.acquire():
-            stop.wait(min(settings.poll_interval_seconds, settings.mailbox_lease_seconds / 3))
-            continue
         try:
+            if not lease.acquire():
+                stop.wait(min(settings.poll_interval_seconds, settings.mailbox_lease_seconds / 3))
+                continue
             with connect(settings) as client:
                 mailbox = Mailbox(client, settings)
                 mailbox.select()

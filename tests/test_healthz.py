@@ -139,3 +139,13 @@ def test_outbox_counts_follow_failed_sent_and_retried_emails(app, db, settings, 
 
     assert retry_failed(doomed.id)  # what the admin's "Retry" does
     assert (health(app)["outbox_queued"], health(app)["outbox_failed"]) == (1, 0)
+
+
+def test_a_mailbox_that_never_logged_in_shows_its_error(app, db, mail: MailStack) -> None:
+    """A daemon configured with the wrong password from the start must not look merely idle."""
+    wrong = make_settings(db, mail, imap_password="Wrong-From-The-Start-1")
+    with pytest.raises(LoginError):
+        poll_once(wrong)
+    body = health(app)
+    assert body["last_poll_age_seconds"] is None
+    assert "LoginError" in body["last_poll_error"] and "Wrong-From-The-Start-1" not in body["last_poll_error"]

@@ -22,6 +22,7 @@ from webadmin.api.schemas import (
 )
 from webadmin.sanitize import safe_email_html
 from webadmin.security import admin_required, any_user_required, staff_required
+from webadmin.ticket_index import TicketRow
 from webadmin.tickets import TicketFilters, get_ticket_for, list_tickets, thread_of
 
 
@@ -29,7 +30,7 @@ def _settings():  # noqa: ANN202 - the app's Settings
     return current_app.extensions["settings"]
 
 
-def summary_dict(ticket: Ticket) -> dict:
+def summary_dict(ticket: Ticket | TicketRow) -> dict:
     assignee = ticket.assignee
     return {
         "number": ticket.number,

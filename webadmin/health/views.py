@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import mongoengine
@@ -22,13 +23,16 @@ def healthz() -> tuple[Response, int]:
     except Exception as exc:  # any failure here means "not healthy", which is the answer
         logger.error("health check: database unreachable: %s", exc)
         return jsonify(status="error", database="unreachable"), 503
-    cursor = MailboxCursor.objects(last_poll_at__ne=None).order_by("-last_poll_at").first()
-    poll_age = round((utcnow() - cursor.last_poll_at).total_seconds(), 1) if cursor else None
+    cursors = list(MailboxCursor.objects.only("last_poll_at", "last_error", "updated_at"))  # one per mailbox
+    polled = [c.last_poll_at for c in cursors if c.last_poll_at]
+    poll_age = round((utcnow() - max(polled)).total_seconds(), 1) if polled else None
+    # the error of the mailbox touched last, including one that has never polled successfully
+    latest = max(cursors, key=lambda c: c.updated_at or c.last_poll_at or dt.datetime.min, default=None)
     body = {
         "status": "ok",
         "database": "ok",
         "last_poll_age_seconds": poll_age,
-        "last_poll_error": (cursor.last_error or None) if cursor else None,
+        "last_poll_error": (latest.last_error or None) if latest else None,
         # from the panel's in-memory ticket list: a count over the tickets collection is a full scan here
         "triage_queue_depth": sum(1 for row in ticket_index().rows() if row.triage_state == "pending"),
         "outbox_failed": OutboundEmail.objects(state="failed").count(),
