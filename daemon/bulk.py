@@ -255,6 +255,7 @@ def _acknowledgements(created: list[tuple[ParsedEmail, Ticket]], settings: Setti
     failed = _insert_many(OutboundEmail._get_collection(), documents)
     for document, outbound in zip(documents, emails, strict=True):
         outbound.id = document["_id"]
+    journal.record(outbox=[doc["_id"] for i, doc in enumerate(documents) if i not in failed])
     queued = [doc for i, doc in enumerate(documents) if i not in failed]
     _insert_many(
         MessageLedger._get_collection(),

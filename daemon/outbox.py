@@ -24,7 +24,7 @@ from flask_mail import Mail, Message
 from pymongo.errors import DuplicateKeyError
 
 from config import Settings
-from models import OutboundEmail, utcnow
+from models import OutboundEmail, ticket_index, utcnow
 
 logger = logging.getLogger(__name__)
 CLAIMS = "outbox_claims"
@@ -52,10 +52,28 @@ def send_due(settings: Settings, limit: int = 50) -> int:
     """Send queued emails whose time has come (and ones a crashed sender left); returns how many went out."""
     reconcile_sent()
     now = utcnow()
-    due = list(OutboundEmail.objects(state="queued", next_attempt_at__lte=now).order_by("next_attempt_at")[:limit])
-    stale = OutboundEmail.objects(state="sending", lease_until__lt=now)[: max(0, limit - len(due))]
-    claimed = [email for email in [*due, *stale] if _claim(email)]
+    # Candidates from the process's in-memory index of unsent emails (a query here would read every
+    # email ever sent, on FerretDB, every two seconds); each is decided on its document.
+    pending = ticket_index.shared().outbox_rows()
+    due = sorted(
+        (r for r in pending if r.state == "queued" and (r.next_attempt_at is None or r.next_attempt_at <= now)),
+        key=lambda r: r.next_attempt_at or now,
+    )
+    stale = [r for r in pending if r.state == "sending" and r.lease_until is not None and r.lease_until < now]
+    claimed = []
+    for row in [*due, *stale][:limit]:
+        email = OutboundEmail.objects(id=row.id).first()
+        if email is None or not _is_due(email, now):
+            continue
+        if _claim(email):
+            claimed.append(email)
     return _send_claimed(claimed, settings) if claimed else 0
+
+
+def _is_due(email: OutboundEmail, now: dt.datetime) -> bool:
+    if email.state == "queued":
+        return email.next_attempt_at is None or email.next_attempt_at <= now
+    return email.state == "sending" and email.lease_until is not None and email.lease_until < now
 
 
 def retry_failed(email_id: object) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,8 +32,10 @@ logger = logging.getLogger(__name__)
 
 COLLECTION = "change_journal"
 HINT_ID = "change_journal"  # in `counters`: advisory, at most the last id in use
+EPOCH_ID = "change_journal_epoch"  # in `counters`
 KEY_WIDTH = 12
 KEEP = dt.timedelta(days=7)
+KINDS = {"t": "tickets", "m": "messages", "o": "outbox"}  # entry field -> `record` argument
 
 
 def key(seq: int) -> str:
@@ -44,14 +47,15 @@ def _hint() -> int:
     return int(found.get("value", 0))
 
 
-def record(tickets: Iterable[Any] = (), messages: Iterable[Any] = ()) -> int | None:
-    """Append one entry naming the written tickets and messages (by `_id`); its sequence number.
+def record(tickets: Iterable[Any] = (), messages: Iterable[Any] = (), outbox: Iterable[Any] = ()) -> int | None:
+    """Append one entry naming the written tickets, messages and outbound emails (by `_id`); its number.
 
     A failure is logged, not raised: the data write it follows already happened, and readers rebuild
     from the collections periodically (TICKET_INDEX_REBUILD_SECONDS), so a lost entry heals.
     """
     ticket_ids, message_ids = list(dict.fromkeys(tickets)), list(dict.fromkeys(messages))
-    if not ticket_ids and not message_ids:
+    outbox_ids = list(dict.fromkeys(outbox))
+    if not ticket_ids and not message_ids and not outbox_ids:
         return None
     try:
         database = get_db()
@@ -59,7 +63,9 @@ def record(tickets: Iterable[Any] = (), messages: Iterable[Any] = ()) -> int | N
         seq = _hint() + 1
         while True:
             try:
-                journal.insert_one({"_id": key(seq), "t": ticket_ids, "m": message_ids, "at": utcnow()})
+                journal.insert_one(
+                    {"_id": key(seq), "t": ticket_ids, "m": message_ids, "o": outbox_ids, "at": utcnow()}
+                )
                 break
             except DuplicateKeyError:
                 seq += 1
@@ -71,6 +77,20 @@ def record(tickets: Iterable[Any] = (), messages: Iterable[Any] = ()) -> int | N
     except PyMongoError:
         logger.exception("could not journal writes to tickets %s / messages %s", ticket_ids[:5], message_ids[:5])
         return None
+
+
+def epoch() -> str:
+    """This journal's identity: created once, gone when the database is emptied or replaced (readers
+    then rebuild instead of waiting for entries after a position that no longer exists)."""
+    counters = get_db()["counters"]
+    found = counters.find_one({"_id": EPOCH_ID})
+    if found is None:
+        try:
+            counters.insert_one({"_id": EPOCH_ID, "value": uuid.uuid4().hex})
+        except DuplicateKeyError:
+            pass  # another process created it first
+        found = counters.find_one({"_id": EPOCH_ID}) or {}
+    return str(found.get("value", ""))
 
 
 def head() -> int:
@@ -118,8 +138,7 @@ class JournaledQuerySet(QuerySet):
         return [d["_id"] for d in self._collection.find(query, {"_id": 1})]
 
     def _record(self, ids: Iterable[Any]) -> None:
-        field = getattr(self._document, "journal_field", "t")
-        record(**{"tickets" if field == "t" else "messages": ids})
+        record(**{KINDS[getattr(self._document, "journal_field", "t")]: ids})
 
     def update(self, *args: Any, **kwargs: Any) -> Any:
         ids = self._target_ids()
@@ -147,12 +166,12 @@ class JournaledQuerySet(QuerySet):
 
 
 class Journaled(Document):
-    """Base of documents whose writes the journal records; `journal_field` says which list ("t"/"m")."""
+    """Base of documents whose writes the journal records; `journal_field` says which list (KINDS)."""
 
     meta = {"abstract": True, "queryset_class": JournaledQuerySet}
     journal_field = "t"
 
     def save(self, *args: Any, **kwargs: Any) -> Any:
         result = super().save(*args, **kwargs)
-        record(**{"tickets" if self.journal_field == "t" else "messages": [self.pk]})
+        record(**{KINDS[self.journal_field]: [self.pk]})
         return result

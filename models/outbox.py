@@ -7,7 +7,6 @@ import uuid
 
 from mongoengine import (
     DateTimeField,
-    Document,
     EmbeddedDocument,
     EmbeddedDocumentListField,
     IntField,
@@ -17,6 +16,7 @@ from mongoengine import (
 )
 
 from models.base import utcnow
+from models.journal import Journaled
 from models.mail import MessageLedger
 
 OUTBOX_KINDS = ("ack", "reply", "notification")
@@ -28,7 +28,9 @@ class Header(EmbeddedDocument):
     value = StringField(required=True)
 
 
-class OutboundEmail(Document):
+class OutboundEmail(Journaled):
+    journal_field = "o"
+
     message_id = StringField(required=True, unique=True)
     kind = StringField(choices=OUTBOX_KINDS, required=True)
     ticket_number = IntField()

@@ -12,10 +12,10 @@ import os
 import socket
 import uuid
 
-from mongoengine.queryset.visitor import Q
 from pymongo.errors import DuplicateKeyError
 
-from models import Ticket, utcnow
+from models import Ticket, ticket_index, utcnow
+from models.ticket_index import TicketRow
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +36,25 @@ def backoff_seconds(attempts: int, retry_after: float = 0.0) -> float:
     return max(float(delay), retry_after)
 
 
-def _due(now: dt.datetime) -> Q:
-    pending = Q(triage__state="pending", triage__next_attempt_at__lte=now)
-    expired = Q(triage__state="running", triage__lease_until__lt=now)
-    return pending | expired
+def is_due(state: str, next_attempt_at: dt.datetime | None, lease_until: dt.datetime | None, now: dt.datetime) -> bool:
+    """Waiting and its time has come, or running under a lease that expired (its worker died)."""
+    if state == "pending":
+        return next_attempt_at is None or next_attempt_at <= now
+    return state == "running" and lease_until is not None and lease_until < now
+
+
+def _due_rows(now: dt.datetime) -> list[TicketRow]:
+    """Due tickets by the daemon's in-memory index (a query here would read every ticket on FerretDB)."""
+    rows = [
+        r
+        for r in ticket_index.shared().rows()
+        if is_due(r.triage_state, r.triage_next_attempt_at, r.triage_lease_until, now)
+    ]
+    return sorted(rows, key=lambda r: (r.triage_next_attempt_at or r.created_at, r.number))
 
 
 def due_count(now: dt.datetime | None = None) -> int:
-    return Ticket.objects(_due(now or utcnow())).count()
+    return len(_due_rows(now or utcnow()))
 
 
 def claim_due(
@@ -53,36 +64,45 @@ def claim_due(
     now = now or utcnow()
     claims = Ticket._get_db()[CLAIMS_COLLECTION]
     claimed: list[Ticket] = []
-    candidates = Ticket.objects(_due(now)).order_by("triage.next_attempt_at").limit(limit * 3)
-    for ticket in candidates:
+    for row in _due_rows(now)[: limit * 3]:
         if len(claimed) >= limit:
             break
+        ticket = Ticket.objects(id=row.id).first()  # the index row may be a moment old: decide on the document
+        if ticket is None:
+            continue
         state = ticket.triage
+        if not is_due(state.state, state.next_attempt_at, state.lease_until, now):
+            continue
         generation, attempt = state.generation or 0, (state.attempts or 0) + 1
         try:
             claims.insert_one({"_id": f"{ticket.id}:{generation}:{attempt}", "worker": worker, "at": now})
         except DuplicateKeyError:
             continue  # someone else holds this attempt
-        updated = Ticket.objects(
-            id=ticket.id, triage__generation=state.generation, triage__attempts=state.attempts
-        ).update(
+        # The insert above is the arbiter; the update is by `_id` alone, the one filter FerretDB answers
+        # from an index (a longer filter would read every ticket, and would not be atomic there either).
+        Ticket.objects(id=ticket.id).update(
             set__triage__state="running",
             set__triage__attempts=attempt,
             set__triage__claimed_by=worker,
             set__triage__lease_until=now + dt.timedelta(seconds=lease_seconds),
             set__triage__started_at=now,
         )
-        if updated:  # mirror the update locally instead of another round trip
-            state.state, state.attempts, state.claimed_by = "running", attempt, worker
-            state.lease_until, state.started_at = now + dt.timedelta(seconds=lease_seconds), now
-            claimed.append(ticket)
+        state.state, state.attempts, state.claimed_by = "running", attempt, worker
+        state.lease_until, state.started_at = now + dt.timedelta(seconds=lease_seconds), now
+        claimed.append(ticket)
     return claimed
 
 
-def owned(ticket: Ticket, worker: str) -> Q:
-    """The filter that matches `ticket` only while `worker` still holds the attempt it claimed."""
-    return Q(id=ticket.id, triage__claimed_by=worker, triage__attempts=ticket.triage.attempts) & Q(
-        triage__generation=ticket.triage.generation
+def still_owned(ticket: Ticket, worker: str) -> bool:
+    """True while `worker` still holds the attempt of `ticket` it claimed (no newer claim or re-triage)."""
+    current = Ticket.objects(id=ticket.id).only("triage").first()
+    if current is None:
+        return False
+    state = current.triage
+    return (
+        state.claimed_by == worker
+        and state.attempts == ticket.triage.attempts
+        and (state.generation or 0) == (ticket.triage.generation or 0)
     )
 
 
@@ -106,9 +126,10 @@ def release_with_failure(
             set__triage__state="pending",
             set__triage__next_attempt_at=now + dt.timedelta(seconds=backoff_seconds(attempts, retry_after)),
         )
-    if not Ticket.objects(owned(ticket, worker)).update(**changes):
+    if not still_owned(ticket, worker):
         logger.warning("ticket #%s: lost its triage claim before recording a failure", ticket.number)
         return False
+    Ticket.objects(id=ticket.id).update(**changes)
     logger.info("ticket #%s: triage attempt %s failed: %s", ticket.number, attempts, error)
     ticket.reload()
     return exhausted

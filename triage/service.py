@@ -88,7 +88,7 @@ def guard_result(
 
 def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worker: str, settings: Settings) -> bool:
     """Write the result (sparing fields a human set); False if the claim was lost meanwhile."""
-    from triage.queue import owned
+    from triage.queue import still_owned
 
     human = set(ticket.triage.human_fields or [])
     low = sorted(
@@ -127,8 +127,9 @@ def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worke
         changes["set__sla_due_at"] = sla_due(ticket.created_at or now, result.priority, settings.sla_hours)
     if "required_skills" not in human:
         changes["set__required_skills"] = result.required_skills
-    if not Ticket.objects(owned(ticket, worker)).update(**changes):
+    if not still_owned(ticket, worker):
         logger.warning("ticket #%s: lost its triage claim; result discarded", ticket.number)
         return False
+    Ticket.objects(id=ticket.id).update(**changes)
     ticket.reload()
     return True

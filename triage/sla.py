@@ -8,7 +8,7 @@ import logging
 from pymongo.errors import DuplicateKeyError
 
 from config import Settings
-from models import Ticket, utcnow
+from models import Ticket, ticket_index, utcnow
 from models.tickets import OPEN_STATUSES, sla_due
 from triage.routing import escalate_ticket
 
@@ -19,12 +19,25 @@ CLAIMS_COLLECTION = "sla_claims"
 def escalate_overdue(settings: Settings, now: dt.datetime | None = None) -> int:
     """Set missing deadlines, then escalate each overdue unanswered ticket once; returns how many."""
     now = now or utcnow()
-    for ticket in Ticket.objects(status__in=OPEN_STATUSES, sla_due_at=None, first_response_at=None):
-        due = sla_due(ticket.created_at or now, ticket.priority, settings.sla_hours)
-        Ticket.objects(id=ticket.id, sla_due_at=None).update(set__sla_due_at=due)
+    # Candidates from the in-memory ticket index (a query here reads every ticket on FerretDB), each
+    # checked again on its document.
+    unanswered = [
+        row.id
+        for row in ticket_index.shared().rows()
+        if row.status in OPEN_STATUSES and row.first_response_at is None and not row.sla_breached
+    ]
+    overdue = []
+    for ticket_id in unanswered:
+        ticket = Ticket.objects(id=ticket_id).first()
+        if ticket is None or ticket.status not in OPEN_STATUSES or ticket.first_response_at or ticket.sla_breached:
+            continue
+        if ticket.sla_due_at is None:
+            ticket.sla_due_at = sla_due(ticket.created_at or now, ticket.priority, settings.sla_hours)
+            Ticket.objects(id=ticket.id).update(set__sla_due_at=ticket.sla_due_at)
+        if ticket.sla_due_at < now:
+            overdue.append(ticket)
     claims = Ticket._get_db()[CLAIMS_COLLECTION]
     escalated = 0
-    overdue = Ticket.objects(status__in=OPEN_STATUSES, sla_due_at__lt=now, first_response_at=None, sla_breached=False)
     for ticket in overdue:
         try:  # one escalation per ticket even with two daemons: the claim _id is unique
             claims.insert_one({"_id": str(ticket.id), "at": now})

@@ -10,9 +10,9 @@ from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
 
 from config import Settings
+from models.ticket_index import TicketIndex
 from webadmin.errors import HelpdeskApi, register_error_handlers
 from webadmin.security import configure_jwt, is_api_request
-from webadmin.ticket_index import TicketIndex
 
 # Strict for our own pages: no script at all, no remote content (email HTML is shown inert).
 PAGE_CSP = (

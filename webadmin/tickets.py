@@ -9,8 +9,8 @@ from flask import current_app
 from werkzeug.exceptions import Forbidden, NotFound
 
 from models import Ticket, TicketMessage, User
+from models.ticket_index import TicketIndex, TicketRow
 from models.tickets import OPEN_STATUSES
-from webadmin.ticket_index import TicketIndex, TicketRow
 
 MAX_PER_PAGE = 100
 MAX_TICKET_NUMBER = 2**53  # larger numbers cannot exist; BSON integers overflow at 2**63

@@ -7,6 +7,7 @@ from flask_jwt_extended import current_user
 from flask_smorest import abort
 
 from models import Ticket, TicketMessage, User
+from models.ticket_index import TicketRow
 from webadmin import ticket_actions
 from webadmin.api import bp
 from webadmin.api.auth import BEARER
@@ -22,7 +23,6 @@ from webadmin.api.schemas import (
 )
 from webadmin.sanitize import safe_email_html
 from webadmin.security import admin_required, any_user_required, staff_required
-from webadmin.ticket_index import TicketRow
 from webadmin.tickets import TicketFilters, get_ticket_for, list_tickets, thread_of
 
 

@@ -9,7 +9,7 @@ import mongoengine
 from flask import jsonify
 from werkzeug.wrappers import Response
 
-from models import MailboxCursor, OutboundEmail, utcnow
+from models import MailboxCursor, utcnow
 from webadmin.health import bp
 from webadmin.tickets import ticket_index
 
@@ -28,6 +28,7 @@ def healthz() -> tuple[Response, int]:
     poll_age = round((utcnow() - max(polled)).total_seconds(), 1) if polled else None
     # the error of the mailbox touched last, including one that has never polled successfully
     latest = max(cursors, key=lambda c: c.updated_at or c.last_poll_at or dt.datetime.min, default=None)
+    outbox = ticket_index().outbox_rows()  # unsent emails only, kept in memory (see models/ticket_index.py)
     body = {
         "status": "ok",
         "database": "ok",
@@ -35,7 +36,7 @@ def healthz() -> tuple[Response, int]:
         "last_poll_error": (latest.last_error or None) if latest else None,
         # from the panel's in-memory ticket list: a count over the tickets collection is a full scan here
         "triage_queue_depth": sum(1 for row in ticket_index().rows() if row.triage_state == "pending"),
-        "outbox_failed": OutboundEmail.objects(state="failed").count(),
-        "outbox_queued": OutboundEmail.objects(state="queued").count(),
+        "outbox_failed": sum(1 for row in outbox if row.state == "failed"),
+        "outbox_queued": sum(1 for row in outbox if row.state == "queued"),
     }
     return jsonify(body), 200

@@ -1,11 +1,13 @@
-"""The panel's in-memory ticket list, kept current by the change journal (models/journal.py).
+"""An in-memory row per ticket, kept current by the change journal (models/journal.py).
 
 On the embedded FerretDB every query but `_id` equality decodes the whole collection, about 0.2 ms per
-ticket: listing 10,000 tickets took 3-4 s. Each web process therefore holds a small row per ticket
-(the fields the queue filters, sorts and shows) and, per thread, the ids of its messages. Before each
-use it reads the journal entries written since (one `_id` lookup when nothing changed) and re-reads
-the tickets and messages they name by `_id`. A full re-read runs at first use and then in the
-background every `TICKET_INDEX_REBUILD_SECONDS`, so an entry lost to a crash heals.
+ticket: listing 10,000 tickets took 3-4 s, and a daemon job that looked for due work every 2 s kept a
+core busy. Each web process (for its queue) and the daemon (for the triage queue, moderators' open load
+and SLA deadlines) therefore holds a small row per ticket and, in the web, the ids of each thread's
+messages. Before each use it reads the journal entries written since (two `_id` lookups when nothing
+changed) and re-reads the tickets and messages they name by `_id`. A full re-read runs at first use,
+when the journal's epoch changes (the database was emptied or replaced), and in the background every
+`TICKET_INDEX_REBUILD_SECONDS`, so an entry lost to a crash heals.
 """
 
 from __future__ import annotations
@@ -38,9 +40,14 @@ TICKET_FIELDS = {
     "sla_due_at": 1,
     "created_at": 1,
     "updated_at": 1,
+    "first_response_at": 1,
     "triage.state": 1,
+    "triage.next_attempt_at": 1,
+    "triage.lease_until": 1,
 }
 MESSAGE_FIELDS = {"ticket": 1, "created_at": 1}
+OUTBOX_FIELDS = {"state": 1, "next_attempt_at": 1, "lease_until": 1}
+OUTBOX_TRACKED = ("queued", "sending", "failed")  # sent emails, nearly all of them, are not kept
 FAR_PAST = dt.datetime(1970, 1, 1)
 USER_CACHE_SECONDS = 30.0
 
@@ -64,6 +71,9 @@ class TicketRow:
     created_at: dt.datetime
     updated_at: dt.datetime | None
     triage_state: str
+    first_response_at: dt.datetime | None = None
+    triage_next_attempt_at: dt.datetime | None = None
+    triage_lease_until: dt.datetime | None = None
     search_text: str = field(repr=False, default="")  # lower-cased subject and requester
     assignee: Any = None
 
@@ -71,6 +81,7 @@ class TicketRow:
     def from_document(cls, doc: dict) -> TicketRow:
         subject = doc.get("subject") or ""
         requester = doc.get("requester_email") or ""
+        triage = doc.get("triage") or {}
         return cls(
             id=doc["_id"],
             number=int(doc.get("number") or 0),
@@ -86,9 +97,22 @@ class TicketRow:
             sla_due_at=doc.get("sla_due_at"),
             created_at=doc.get("created_at") or FAR_PAST,
             updated_at=doc.get("updated_at"),
-            triage_state=(doc.get("triage") or {}).get("state") or "pending",
+            triage_state=triage.get("state") or "pending",
+            first_response_at=doc.get("first_response_at"),
+            triage_next_attempt_at=triage.get("next_attempt_at"),
+            triage_lease_until=triage.get("lease_until"),
             search_text=f"{subject.lower()}\n{requester.lower()}",
         )
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An outbound email that is not sent yet (queued, being sent, or failed for good)."""
+
+    id: ObjectId
+    state: str
+    next_attempt_at: dt.datetime | None
+    lease_until: dt.datetime | None
 
 
 class _Snapshot:
@@ -96,10 +120,12 @@ class _Snapshot:
 
     def __init__(self) -> None:
         self.seq = 0
+        self.epoch = ""
         self.rows: dict[ObjectId, TicketRow] = {}
         self.by_number: dict[int, ObjectId] = {}
         self.threads: dict[ObjectId, dict[ObjectId, dt.datetime]] = {}  # ticket -> message -> created_at
         self.message_owner: dict[ObjectId, ObjectId] = {}
+        self.outbox: dict[ObjectId, OutboxRow] = {}
         self._ordered: list[TicketRow] | None = None
 
     def put_ticket(self, doc: dict) -> None:
@@ -130,6 +156,14 @@ class _Snapshot:
         if owner is not None:
             self.threads.get(owner, {}).pop(message_id, None)
 
+    def put_outbox(self, doc: dict) -> None:
+        if doc.get("state") in OUTBOX_TRACKED:
+            self.outbox[doc["_id"]] = OutboxRow(
+                doc["_id"], doc["state"], doc.get("next_attempt_at"), doc.get("lease_until")
+            )
+        else:
+            self.outbox.pop(doc["_id"], None)
+
     def ordered(self) -> list[TicketRow]:
         """Every row, newest first."""
         if self._ordered is None:
@@ -138,10 +172,11 @@ class _Snapshot:
 
 
 class TicketIndex:
-    """Thread-safe; one per app (so one per web process)."""
+    """Thread-safe; one per web app, one per daemon process (`shared`)."""
 
-    def __init__(self, rebuild_seconds: float) -> None:
+    def __init__(self, rebuild_seconds: float, *, track_messages: bool = True) -> None:
         self.rebuild_seconds = rebuild_seconds
+        self.track_messages = track_messages
         self._snapshot: _Snapshot | None = None
         self._built_at = 0.0
         self._lock = threading.RLock()
@@ -160,6 +195,11 @@ class TicketIndex:
             snapshot = self._current()
             ticket_id = snapshot.by_number.get(number)
             return snapshot.rows.get(ticket_id) if ticket_id is not None else None
+
+    def outbox_rows(self) -> list[OutboxRow]:
+        """Outbound emails not sent yet (queued, being sent, failed)."""
+        with self._lock:
+            return list(self._current().outbox.values())
 
     def message_ids(self, ticket_id: ObjectId) -> list[ObjectId]:
         """The ticket's message ids, oldest first."""
@@ -184,6 +224,9 @@ class TicketIndex:
     # --- keeping current -----------------------------------------------------------------------------
 
     def _current(self) -> _Snapshot:
+        if self._snapshot is not None and self._snapshot.epoch != journal.epoch():
+            logger.info("change journal epoch changed (database emptied or replaced): rebuilding the ticket index")
+            self._snapshot = None
         if self._snapshot is None:
             self._snapshot = self._build()
             self._built_at = time.monotonic()
@@ -219,11 +262,14 @@ class TicketIndex:
         database = get_db()
         snapshot = _Snapshot()
         # Take the journal position first: writes during the scans are replayed afterwards.
-        snapshot.seq = journal.head()
+        snapshot.epoch, snapshot.seq = journal.epoch(), journal.head()
         for doc in database["tickets"].find({}, TICKET_FIELDS):
             snapshot.put_ticket(doc)
-        for doc in database["ticket_messages"].find({}, MESSAGE_FIELDS):
-            snapshot.put_message(doc)
+        if self.track_messages:
+            for doc in database["ticket_messages"].find({}, MESSAGE_FIELDS):
+                snapshot.put_message(doc)
+        for doc in database["outbox"].find({"state": {"$in": list(OUTBOX_TRACKED)}}, OUTBOX_FIELDS):
+            snapshot.put_outbox(doc)
         self._catch_up(snapshot)
         logger.info(
             "ticket index built: %d tickets, %d messages in %.2fs",
@@ -240,9 +286,12 @@ class TicketIndex:
         database = get_db()
         tickets: dict[Any, None] = {}
         messages: dict[Any, None] = {}
+        outbox: dict[Any, None] = {}
         for _seq, entry in entries:
             tickets.update(dict.fromkeys(entry.get("t") or ()))
-            messages.update(dict.fromkeys(entry.get("m") or ()))
+            outbox.update(dict.fromkeys(entry.get("o") or ()))
+            if self.track_messages:
+                messages.update(dict.fromkeys(entry.get("m") or ()))
         for ticket_id in tickets:
             doc = database["tickets"].find_one({"_id": ticket_id}, TICKET_FIELDS)
             if doc is None:
@@ -255,4 +304,23 @@ class TicketIndex:
                 snapshot.drop_message(message_id)
             else:
                 snapshot.put_message(doc)
+        for email_id in outbox:
+            doc = database["outbox"].find_one({"_id": email_id}, OUTBOX_FIELDS)
+            if doc is None:
+                snapshot.outbox.pop(email_id, None)
+            else:
+                snapshot.put_outbox(doc)
         snapshot.seq = entries[-1][0]
+
+
+_shared: dict[str, TicketIndex] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(rebuild_seconds: float = 600.0) -> TicketIndex:
+    """This process's index of the connected database's tickets, without threads' messages (the daemon)."""
+    name = get_db().name
+    with _shared_lock:
+        if name not in _shared:
+            _shared[name] = TicketIndex(rebuild_seconds, track_messages=False)
+        return _shared[name]
