@@ -12,7 +12,7 @@ from mongoengine import NotUniqueError
 
 from config import Settings
 from daemon.parse import ParsedEmail
-from models import AttachmentRef, Ticket, TicketMessage, User, utcnow
+from models import AttachmentRef, Ticket, TicketMessage, User, ticket_index, utcnow
 from models.tickets import sla_due
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,9 @@ def is_reopenable(ticket: Ticket) -> bool:
 
 
 def ticket_by_number(number: int | None) -> Ticket | None:
-    return Ticket.objects(number=number).first() if number else None
+    """By the process's in-memory index, then by `_id` (a query on `number` reads every ticket on FerretDB)."""
+    row = ticket_index.shared().find(number) if number else None
+    return Ticket.objects(id=row.id).first() if row is not None else None
 
 
 def ticket_by_id(ticket_id: object) -> Ticket | None:

@@ -3,7 +3,7 @@
 On the embedded FerretDB every query but `_id` equality decodes the whole collection, about 0.2 ms per
 ticket: listing 10,000 tickets took 3-4 s, and a daemon job that looked for due work every 2 s kept a
 core busy. Each web process (for its queue) and the daemon (for the triage queue, moderators' open load
-and SLA deadlines) therefore holds a small row per ticket and, in the web, the ids of each thread's
+and SLA deadlines) therefore holds a small row per ticket and the ids of each thread's
 messages. Before each use it reads the journal entries written since (two `_id` lookups when nothing
 changed) and re-reads the tickets and messages they name by `_id`. A full re-read runs at first use,
 when the journal's epoch changes (the database was emptied or replaced), and in the background every
@@ -318,9 +318,9 @@ _shared_lock = threading.Lock()
 
 
 def shared(rebuild_seconds: float = 600.0) -> TicketIndex:
-    """This process's index of the connected database's tickets, without threads' messages (the daemon)."""
+    """This process's index of the connected database (the daemon's; each web app has its own)."""
     name = get_db().name
     with _shared_lock:
         if name not in _shared:
-            _shared[name] = TicketIndex(rebuild_seconds, track_messages=False)
+            _shared[name] = TicketIndex(rebuild_seconds)
         return _shared[name]
