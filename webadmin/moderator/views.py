@@ -147,7 +147,9 @@ def triage(number: int) -> Response:
 def attachment(number: int, message_id: str, index: int) -> Response:
     ticket = get_ticket_for(current_user, number)
     try:
-        message = TicketMessage.objects(id=ObjectId(message_id), ticket_number=ticket.number).first()
+        message = TicketMessage.objects(id=ObjectId(message_id)).first()  # by `_id` alone: indexed on FerretDB
+        if message is not None and message.ticket_number != ticket.number:
+            message = None
     except InvalidId:
         message = None
     if message is None or index >= len(message.attachments) or not message.attachments[index].file:
