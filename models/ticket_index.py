@@ -164,6 +164,9 @@ class _Snapshot:
         else:
             self.outbox.pop(doc["_id"], None)
 
+    def drop_outbox(self, email_id: ObjectId) -> None:
+        self.outbox.pop(email_id, None)
+
     def ordered(self) -> list[TicketRow]:
         """Every row, newest first."""
         if self._ordered is None:
@@ -292,24 +295,17 @@ class TicketIndex:
             outbox.update(dict.fromkeys(entry.get("o") or ()))
             if self.track_messages:
                 messages.update(dict.fromkeys(entry.get("m") or ()))
-        for ticket_id in tickets:
-            doc = database["tickets"].find_one({"_id": ticket_id}, TICKET_FIELDS)
-            if doc is None:
-                snapshot.drop_ticket(ticket_id)
-            else:
-                snapshot.put_ticket(doc)
-        for message_id in messages:
-            doc = database["ticket_messages"].find_one({"_id": message_id}, MESSAGE_FIELDS)
-            if doc is None:
-                snapshot.drop_message(message_id)
-            else:
-                snapshot.put_message(doc)
-        for email_id in outbox:
-            doc = database["outbox"].find_one({"_id": email_id}, OUTBOX_FIELDS)
-            if doc is None:
-                snapshot.outbox.pop(email_id, None)
-            else:
-                snapshot.put_outbox(doc)
+        for collection, ids, fields, put, drop in (
+            ("tickets", tickets, TICKET_FIELDS, snapshot.put_ticket, snapshot.drop_ticket),
+            ("ticket_messages", messages, MESSAGE_FIELDS, snapshot.put_message, snapshot.drop_message),
+            ("outbox", outbox, OUTBOX_FIELDS, snapshot.put_outbox, snapshot.drop_outbox),
+        ):
+            for written_id in ids:  # re-read by `_id`: gone means deleted
+                doc = database[collection].find_one({"_id": written_id}, fields)
+                if doc is None:
+                    drop(written_id)
+                else:
+                    put(doc)
         snapshot.seq = entries[-1][0]
 
 
