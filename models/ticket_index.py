@@ -36,6 +36,7 @@ TICKET_FIELDS = {
     "requester_email": 1,
     "assignee": 1,
     "escalated": 1,
+    "escalated_at": 1,
     "sla_breached": 1,
     "sla_due_at": 1,
     "created_at": 1,
@@ -44,6 +45,8 @@ TICKET_FIELDS = {
     "triage.state": 1,
     "triage.next_attempt_at": 1,
     "triage.lease_until": 1,
+    "triage.completed_at": 1,
+    "triage.generation": 1,
 }
 MESSAGE_FIELDS = {"ticket": 1, "created_at": 1}
 OUTBOX_FIELDS = {"state": 1, "next_attempt_at": 1, "lease_until": 1}
@@ -74,6 +77,9 @@ class TicketRow:
     first_response_at: dt.datetime | None = None
     triage_next_attempt_at: dt.datetime | None = None
     triage_lease_until: dt.datetime | None = None
+    triage_completed_at: dt.datetime | None = None
+    triage_generation: int = 0
+    escalated_at: dt.datetime | None = None
     search_text: str = field(repr=False, default="")  # lower-cased subject and requester
     assignee: Any = None
 
@@ -101,6 +107,9 @@ class TicketRow:
             first_response_at=doc.get("first_response_at"),
             triage_next_attempt_at=triage.get("next_attempt_at"),
             triage_lease_until=triage.get("lease_until"),
+            triage_completed_at=triage.get("completed_at"),
+            triage_generation=int(triage.get("generation") or 0),
+            escalated_at=doc.get("escalated_at"),
             search_text=f"{subject.lower()}\n{requester.lower()}",
         )
 

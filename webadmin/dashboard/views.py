@@ -9,11 +9,12 @@ from collections.abc import Iterable
 
 from flask import render_template
 
-from models import PRIORITIES, Ticket, User, utcnow
+from models import PRIORITIES, User, utcnow
 from models.tickets import OPEN_STATUSES
 from webadmin.dashboard import bp
 from webadmin.dashboard.charts import bar_chart, column_chart
 from webadmin.security import staff_required
+from webadmin.tickets import ticket_index
 
 DAYS = 14
 TRIAGED = ("done", "review")  # a triage that produced a result; "failed" ones are escalated instead
@@ -46,22 +47,24 @@ def triage_latencies(
 def dashboard_figures(now: dt.datetime | None = None) -> dict:
     now = now or utcnow()
     start = (now - dt.timedelta(days=DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    per_day = Counter(d.date() for d in Ticket.objects(created_at__gte=start).scalar("created_at") if d)
+    # From the in-memory ticket index: on FerretDB these queries read every ticket (11 s at 10,000).
+    rows = ticket_index().rows()
+    per_day = Counter(r.created_at.date() for r in rows if r.created_at >= start)
     days = [(start + dt.timedelta(days=i)).date() for i in range(DAYS)]
 
-    open_query = Ticket.objects(status__in=list(OPEN_STATUSES)).no_dereference()
-    open_rows = list(open_query.scalar("category", "priority", "assignee", "sla_due_at"))
-    by_category = Counter((c or "uncategorised") for c, _, _, _ in open_rows)
-    by_priority = Counter(p or "medium" for _, p, _, _ in open_rows)
-    load = Counter(getattr(a, "id", a) for _, _, a, _ in open_rows if a is not None)
+    open_rows = [r for r in rows if r.status in OPEN_STATUSES]
+    by_category = Counter((r.category or "uncategorised") for r in open_rows)
+    by_priority = Counter(r.priority or "medium" for r in open_rows)
+    load = Counter(r.assignee_id for r in open_rows if r.assignee_id is not None)
     staff = {u.id: u.email for u in User.objects(role__in=["moderator", "admin"]).only("email")}
-    unassigned = sum(1 for _, _, a, _ in open_rows if a is None)
-    breached = Counter(p or "medium" for _, p, _, due in open_rows if due is not None and due < now)
+    unassigned = sum(1 for r in open_rows if r.assignee_id is None)
+    breached = Counter(r.priority or "medium" for r in open_rows if r.sla_due_at is not None and r.sla_due_at < now)
 
+    week_ago = now - dt.timedelta(days=7)
     latencies = triage_latencies(
-        Ticket.objects(triage__completed_at__gte=now - dt.timedelta(days=7)).scalar(
-            "created_at", "triage__state", "triage__generation", "triage__completed_at"
-        )
+        (r.created_at, r.triage_state, r.triage_generation, r.triage_completed_at)
+        for r in rows
+        if r.triage_completed_at is not None and r.triage_completed_at >= week_ago
     )
     return {
         "per_day": [(d.strftime("%b %d"), per_day.get(d, 0)) for d in days],
@@ -74,7 +77,7 @@ def dashboard_figures(now: dt.datetime | None = None) -> dict:
         "triage_p50": percentile(latencies, 0.5),
         "triage_p95": percentile(latencies, 0.95),
         "triage_count": len(latencies),
-        "triage_pending": Ticket.objects(triage__state="pending").count(),
+        "triage_pending": sum(1 for r in rows if r.triage_state == "pending"),
     }
 
 
