@@ -33,6 +33,7 @@ from models import MessageLedger, OutboundEmail, Ticket, TicketMessage, User, jo
 from models.mail import ledger_key
 from models.outbox import Header
 from models.tickets import sla_due
+from models.users import EMAIL_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -120,9 +121,11 @@ def _requesters(emails: list[ParsedEmail]) -> dict[str, object]:
         documents.append(user.to_mongo().to_dict())
     failed = _insert_many(User._get_collection(), documents)
     ids = {doc["email"]: doc["_id"] for i, doc in enumerate(documents) if i not in failed}
-    existing = [documents[i]["email"] for i in failed]
-    if existing:
-        ids.update({user.email: user.id for user in User.objects(email__in=existing).only("email")})
+    _insert_many(User._get_db()[EMAIL_KEYS], [{"_id": email, "user": user_id} for email, user_id in ids.items()])
+    for i in failed:  # already known
+        known = User.by_email(documents[i]["email"], scan_if_unknown=True)
+        if known is not None:
+            ids[known.email] = known.id
     return ids
 
 

@@ -24,7 +24,7 @@ def get_or_create_requester(address: str, name: str) -> User:
     try:
         return User(email=address, name=name[:200], role="user").save(force_insert=True)
     except NotUniqueError:
-        user = User.by_email(address)
+        user = User.by_email(address, scan_if_unknown=True)
         if user is None:  # pragma: no cover - the unique index said it exists
             raise
         return user

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from mongoengine import BooleanField, DateTimeField, Document, ListField, StringField
@@ -9,6 +11,7 @@ from mongoengine import BooleanField, DateTimeField, Document, ListField, String
 from models.base import utcnow
 
 ROLES = ("user", "moderator", "admin")
+EMAIL_KEYS = "user_emails"  # `_id` = normalised email -> {"user": the user's id}
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()
 # Verified against when there is no user or no hash, so a login costs the same time either way.
@@ -61,9 +64,45 @@ class User(Document):
     def is_staff(self) -> bool:
         return self.role in ("moderator", "admin")
 
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().save(*args, **kwargs)
+        remember_email(self)
+        return result
+
     @classmethod
-    def by_email(cls, address: str) -> User | None:
-        return cls.objects(email=normalise_email(address)).first()
+    def by_email(cls, address: str, *, scan_if_unknown: bool = False) -> User | None:
+        """The user with this email, by its key in `user_emails` (an `_id` lookup; a query on `email`
+        reads every user on FerretDB). `scan_if_unknown`: when the key is missing (a crash between
+        saving a user and its key), look the slow way and write the key."""
+        email = normalise_email(address)
+        key = cls._get_db()[EMAIL_KEYS].find_one({"_id": email})
+        if key is not None:
+            user = cls.objects(id=key["user"]).first()
+            if user is not None and user.email == email:  # a key can outlive an email change
+                return user
+        if not scan_if_unknown:
+            return None
+        user = cls.objects(email=email).first()
+        if user is not None:
+            remember_email(user)
+        return user
 
     def __str__(self) -> str:
         return self.email
+
+
+def remember_email(user: User) -> None:
+    """Write (or overwrite) the email key of `user`."""
+    User._get_db()[EMAIL_KEYS].replace_one({"_id": user.email}, {"user": user.id}, upsert=True)
+
+
+def remember_all_emails() -> int:
+    """Write the email key of every user that lacks one (start-up: keys written by hand or before keys
+    existed); how many were missing. One read of the users collection."""
+    keys = User._get_db()[EMAIL_KEYS]
+    missing = 0
+    for doc in User._get_collection().find({}, {"email": 1}):
+        if doc.get("email") and keys.find_one({"_id": doc["email"]}, {"_id": 1}) is None:
+            keys.insert_one({"_id": doc["email"], "user": doc["_id"]})
+            missing += 1
+    return missing

@@ -5,7 +5,7 @@ import threading
 import pytest
 from mongoengine import NotUniqueError
 
-from models import MessageLedger, Ticket, User, next_ticket_number, queue_email
+from models import MessageLedger, Ticket, User, ensure_all_indexes, next_ticket_number, queue_email
 
 
 def test_user_email_is_unique_case_insensitively(db):
@@ -13,6 +13,22 @@ def test_user_email_is_unique_case_insensitively(db):
     with pytest.raises(NotUniqueError):
         User(email="  alice@example.COM ", role="user").save()
     assert User.by_email("ALICE@example.com").role == "moderator"
+
+
+def test_by_email_follows_an_email_change_and_heals_a_missing_key(db):
+    user = User(email="old@example.com", role="moderator").save()
+    user.email = "new@example.com"
+    user.save()
+    assert User.by_email("old@example.com") is None  # the old key must not find the renamed user
+    assert User.by_email("NEW@example.com").id == user.id
+
+    # A user written without its key (by hand, or a crash between the two writes).
+    User._get_collection().insert_one({"email": "raw@example.com", "role": "user", "skills": [], "active": True})
+    assert User.by_email("raw@example.com") is None
+    assert User.by_email("raw@example.com", scan_if_unknown=True).email == "raw@example.com"
+    User._get_db()["user_emails"].delete_many({"_id": "raw@example.com"})
+    ensure_all_indexes()  # start-up writes the missing keys
+    assert User.by_email("raw@example.com").email == "raw@example.com"
 
 
 def test_password_is_hashed_and_verified(db):
