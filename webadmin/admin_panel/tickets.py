@@ -39,6 +39,16 @@ def valid_ids(ids: list[str]) -> list[ObjectId]:
     return [ObjectId(i) for i in ids if ObjectId.is_valid(i)]
 
 
+def selected_tickets(ids: list[str] | list[ObjectId]) -> list[Ticket]:
+    """The selected tickets by `_id`, one lookup each (`$in` reads every ticket on FerretDB), by number."""
+    found = (Ticket.objects(id=ticket_id).first() for ticket_id in valid_ids([str(i) for i in ids]))
+    return sorted((t for t in found if t is not None), key=lambda t: t.number)
+
+
+def audit_ticket(ticket: Ticket, action_name: str, detail: str) -> None:
+    record_audit(current_user.email, action_name, f"ticket:{ticket.number}", ticket_number=ticket.number, detail=detail)
+
+
 def awaits_first_attempt(ticket: Ticket) -> bool:
     """Already queued for triage and not tried yet: a re-triage would change nothing."""
     return ticket.triage.state == "pending" and not ticket.triage.attempts
@@ -135,41 +145,31 @@ class TicketView(SecureModelView):
     @action("close", "Close", "Close the selected tickets?")
     def action_close(self, ids: list[str]) -> None:
         closed = 0
-        for ticket in Ticket.objects(id__in=valid_ids(ids), status__ne="closed"):
+        for ticket in selected_tickets(ids):
+            if ticket.status == "closed":
+                continue
             old = ticket.status
             ticket_actions.change_status(ticket, current_user, "closed", self.settings)
-            record_audit(
-                current_user.email,
-                "close",
-                f"ticket:{ticket.number}",
-                ticket_number=ticket.number,
-                detail=f"{old} -> closed",
-            )
+            audit_ticket(ticket, "close", f"{old} -> closed")
             closed += 1
         flash(f"Closed {closed} ticket(s).")
 
     @action("retriage", "Re-triage", "Send the selected tickets back to triage?")
     def action_retriage(self, ids: list[str]) -> None:
         queued = 0
-        for ticket in Ticket.objects(id__in=valid_ids(ids)):
+        for ticket in selected_tickets(ids):
             if awaits_first_attempt(ticket):
                 continue
             old = ticket.triage.state
             ticket_actions.request_retriage(ticket)
-            record_audit(
-                current_user.email,
-                "retriage",
-                f"ticket:{ticket.number}",
-                ticket_number=ticket.number,
-                detail=f"triage {old} -> pending",
-            )
+            audit_ticket(ticket, "retriage", f"triage {old} -> pending")
             queued += 1
         flash(f"Queued {queued} ticket(s) for triage.")
 
     @expose("/bulk-reassign/", methods=("GET", "POST"))
     def bulk_reassign(self) -> str | Response:
         ids = valid_ids((request.values.get("ids") or "").split(","))
-        tickets = list(Ticket.objects(id__in=ids).order_by("number"))
+        tickets = selected_tickets(ids)
         error = None
         if request.method == "POST":
             assignee = User.by_email(request.form.get("assignee", ""))
@@ -237,7 +237,7 @@ class TriageReviewView(TicketView):
     @action("approve", "Approve triage", "Accept the suggested category, priority and skills?")
     def action_approve(self, ids: list[str]) -> None:
         approved = 0
-        for ticket in Ticket.objects(id__in=valid_ids(ids), triage__state="review"):  # not one re-queued meanwhile
+        for ticket in [t for t in selected_tickets(ids) if t.triage.state == "review"]:  # not one re-queued meanwhile
             ticket_actions.mark_human_fields(ticket, ["category", "priority", "required_skills"])
             ticket.triage.state = "done"
             ticket.save()
