@@ -79,6 +79,6 @@ def ensure_all_indexes() -> None:
     revoked = RevokedToken._get_collection()
     if "jti_1" in revoked.index_information():
         revoked.drop_index("jti_1")
-    from models.users import remember_all_emails
+    from models.users import remember_all_keys
 
-    remember_all_emails()
+    remember_all_keys()

@@ -12,6 +12,8 @@ from models.base import utcnow
 
 ROLES = ("user", "moderator", "admin")
 EMAIL_KEYS = "user_emails"  # `_id` = normalised email -> {"user": the user's id}
+STAFF_ROSTER = "staff_roster"  # `_id` = the id of each moderator and admin: a short list to read
+STAFF_ROLES = ("moderator", "admin")
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()
 # Verified against when there is no user or no hash, so a login costs the same time either way.
@@ -67,6 +69,7 @@ class User(Document):
     def save(self, *args: Any, **kwargs: Any) -> Any:
         result = super().save(*args, **kwargs)
         remember_email(self)
+        remember_role(self)
         return result
 
     @classmethod
@@ -96,13 +99,34 @@ def remember_email(user: User) -> None:
     User._get_db()[EMAIL_KEYS].replace_one({"_id": user.email}, {"user": user.id}, upsert=True)
 
 
-def remember_all_emails() -> int:
-    """Write the email key of every user that lacks one (start-up: keys written by hand or before keys
-    existed); how many were missing. One read of the users collection."""
-    keys = User._get_db()[EMAIL_KEYS]
+def remember_role(user: User) -> None:
+    """Keep `user` on the staff roster while a moderator or admin (reads of it check the user again)."""
+    roster = User._get_db()[STAFF_ROSTER]
+    if user.role in STAFF_ROLES:
+        roster.replace_one({"_id": user.id}, {"role": user.role}, upsert=True)
+    else:
+        roster.delete_one({"_id": user.id})
+
+
+def staff_members(roles: tuple[str, ...] = STAFF_ROLES, *, active_only: bool = True) -> list[User]:
+    """Moderators and/or admins, via the roster and each user's document (a query on `role` reads
+    every user, requesters included, on FerretDB)."""
+    ids = [doc["_id"] for doc in User._get_db()[STAFF_ROSTER].find({}, {"_id": 1})]
+    found = (User.objects(id=user_id).first() for user_id in ids)
+    return [u for u in found if u is not None and u.role in roles and (u.active or not active_only)]
+
+
+def remember_all_keys() -> int:
+    """Write the email key and roster entry of every user that lacks them (start-up: users written by
+    hand or before the keys existed); how many were missing. One read of the users collection."""
+    database = User._get_db()
+    keys, roster = database[EMAIL_KEYS], database[STAFF_ROSTER]
     missing = 0
-    for doc in User._get_collection().find({}, {"email": 1}):
+    for doc in User._get_collection().find({}, {"email": 1, "role": 1}):
         if doc.get("email") and keys.find_one({"_id": doc["email"]}, {"_id": 1}) is None:
             keys.insert_one({"_id": doc["email"], "user": doc["_id"]})
+            missing += 1
+        if doc.get("role") in STAFF_ROLES and roster.find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
+            roster.insert_one({"_id": doc["_id"], "role": doc["role"]})
             missing += 1
     return missing

@@ -6,6 +6,7 @@ import pytest
 from mongoengine import NotUniqueError
 
 from models import MessageLedger, Ticket, User, ensure_all_indexes, next_ticket_number, queue_email
+from models.users import staff_members
 
 
 def test_user_email_is_unique_case_insensitively(db):
@@ -29,6 +30,26 @@ def test_by_email_follows_an_email_change_and_heals_a_missing_key(db):
     User._get_db()["user_emails"].delete_many({"_id": "raw@example.com"})
     ensure_all_indexes()  # start-up writes the missing keys
     assert User.by_email("raw@example.com").email == "raw@example.com"
+
+
+def test_staff_members_follow_role_changes_and_heal_at_start_up(db):
+    ana = User(email="ana@example.com", role="moderator").save()
+    User(email="customer@example.com", role="user").save()
+    assert [u.email for u in staff_members()] == ["ana@example.com"]
+
+    ana.role = "user"
+    ana.save()
+    bo = User(email="bo@example.com", role="user").save()
+    bo.role = "admin"
+    bo.save()
+    assert [u.email for u in staff_members()] == ["bo@example.com"]
+    User.objects(id=bo.id).update_one(set__active=False)  # a write that skips save(): read checks the user
+    assert staff_members() == [] and [u.email for u in staff_members(active_only=False)] == ["bo@example.com"]
+
+    User._get_collection().insert_one({"email": "raw@example.com", "role": "moderator", "skills": [], "active": True})
+    assert staff_members(("moderator",)) == []
+    ensure_all_indexes()  # start-up puts staff written by hand on the roster
+    assert [u.email for u in staff_members(("moderator",))] == ["raw@example.com"]
 
 
 def test_password_is_hashed_and_verified(db):

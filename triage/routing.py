@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from config import Settings, load_settings
 from models import Category, Skill, Ticket, User, queue_email, record_audit, ticket_index, utcnow
 from models.tickets import OPEN_STATUSES
+from models.users import staff_members
 
 logger = logging.getLogger(__name__)
 _NEVER = dt.datetime(1970, 1, 1)
@@ -52,7 +53,7 @@ def choose_moderator(ticket: Ticket, exclude: set[str] | None = None) -> Routing
     if category is not None:
         related |= {s.lower() for s in category.default_skills if s.lower() in vocabulary}
     ranked = []
-    for user in User.objects(role="moderator", active=True):
+    for user in staff_members(("moderator",)):
         if exclude and str(user.id) in exclude:
             continue
         skills = {s.lower() for s in user.skills or []}
@@ -72,7 +73,7 @@ def choose_moderator(ticket: Ticket, exclude: set[str] | None = None) -> Routing
 def least_loaded_admin(exclude: set[str] | None = None) -> tuple[User, int] | None:
     admins = [
         (open_ticket_count(a), a.last_assigned_at or _NEVER, a.email, a)
-        for a in User.objects(role="admin", active=True)
+        for a in staff_members(("admin",))
         if not exclude or str(a.id) not in exclude
     ]
     if not admins:

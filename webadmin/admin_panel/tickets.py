@@ -16,6 +16,7 @@ from wtforms.validators import ValidationError
 
 from models import Category, Skill, Ticket, User, record_audit
 from models.ticket_index import FAR_PAST, TicketRow
+from models.users import staff_members
 from webadmin import ticket_actions
 from webadmin.admin_panel.base import SecureModelView, parse_csv, require_reason
 from webadmin.tickets import ticket_index
@@ -24,7 +25,7 @@ UNASSIGNED = ""
 
 
 def staff_choices() -> list[tuple[str, str]]:
-    people = User.objects(role__in=["moderator", "admin"], active=True).order_by("email")
+    people = sorted(staff_members(), key=lambda u: u.email)
     return [(UNASSIGNED, "— unassigned —")] + [
         (u.email, f"{u.email} ({u.role}: {', '.join(u.skills)})") for u in people
     ]

@@ -9,8 +9,9 @@ from collections.abc import Iterable
 
 from flask import render_template
 
-from models import PRIORITIES, User, utcnow
+from models import PRIORITIES, utcnow
 from models.tickets import OPEN_STATUSES
+from models.users import staff_members
 from webadmin.dashboard import bp
 from webadmin.dashboard.charts import bar_chart, column_chart
 from webadmin.security import staff_required
@@ -56,7 +57,7 @@ def dashboard_figures(now: dt.datetime | None = None) -> dict:
     by_category = Counter((r.category or "uncategorised") for r in open_rows)
     by_priority = Counter(r.priority or "medium" for r in open_rows)
     load = Counter(r.assignee_id for r in open_rows if r.assignee_id is not None)
-    staff = {u.id: u.email for u in User.objects(role__in=["moderator", "admin"]).only("email")}
+    staff = {u.id: u.email for u in staff_members(active_only=False)}
     unassigned = sum(1 for r in open_rows if r.assignee_id is None)
     breached = Counter(r.priority or "medium" for r in open_rows if r.sla_due_at is not None and r.sla_due_at < now)
 
