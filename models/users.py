@@ -7,6 +7,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from mongoengine import BooleanField, DateTimeField, Document, ListField, StringField
+from pymongo.errors import DuplicateKeyError
 
 from models.base import utcnow
 
@@ -118,15 +119,23 @@ def staff_members(roles: tuple[str, ...] = STAFF_ROLES, *, active_only: bool = T
 
 def remember_all_keys() -> int:
     """Write the email key and roster entry of every user that lacks them (start-up: users written by
-    hand or before the keys existed); how many were missing. One read of the users collection."""
+    hand or before the keys existed); how many were missing. One read each of users, keys and roster."""
     database = User._get_db()
     keys, roster = database[EMAIL_KEYS], database[STAFF_ROSTER]
+    keyed = {doc["_id"] for doc in keys.find({}, {"_id": 1})}
+    listed = {doc["_id"] for doc in roster.find({}, {"_id": 1})}
     missing = 0
     for doc in User._get_collection().find({}, {"email": 1, "role": 1}):
-        if doc.get("email") and keys.find_one({"_id": doc["email"]}, {"_id": 1}) is None:
-            keys.insert_one({"_id": doc["email"], "user": doc["_id"]})
-            missing += 1
-        if doc.get("role") in STAFF_ROLES and roster.find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
-            roster.insert_one({"_id": doc["_id"], "role": doc["role"]})
-            missing += 1
+        if doc.get("email") and doc["email"] not in keyed:
+            missing += _insert_missing(keys, {"_id": doc["email"], "user": doc["_id"]})
+        if doc.get("role") in STAFF_ROLES and doc["_id"] not in listed:
+            missing += _insert_missing(roster, {"_id": doc["_id"], "role": doc["role"]})
     return missing
+
+
+def _insert_missing(collection: Any, entry: dict) -> int:
+    try:
+        collection.insert_one(entry)
+        return 1
+    except DuplicateKeyError:  # another process's save wrote it meanwhile, which is as good
+        return 0
