@@ -30,4 +30,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 
-bash scripts/build-ferretdb.sh
+bash scripts/build-db.sh

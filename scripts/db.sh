@@ -1,29 +1,76 @@
 #!/usr/bin/env bash
-# Embedded MongoDB-compatible server: FerretDB v1.24.2 over SQLite on 127.0.0.1.
-#   scripts/db.sh start   build once if needed, start (idempotent), wait for ping
-#   scripts/db.sh stop    stop by PID (idempotent)
+# Embedded MongoDB-compatible server: FerretDB v2.7.0 on PostgreSQL 15 + DocumentDB, on 127.0.0.1.
+#   scripts/db.sh start   build once if needed, init the cluster once, start both (idempotent), wait for ping
+#   scripts/db.sh stop    stop both by PID (idempotent)
 #   scripts/db.sh purge   stop and delete the data
-# DB_DIR (default .cache/db) and DB_PORT (default 27018) may be overridden.
+#   scripts/db.sh status  exit 0 when both run
+# DB_DIR (default .cache/db), DB_PORT (FerretDB, default 27018) and DB_PG_PORT (PostgreSQL, default DB_PORT + 27000)
+# may be overridden. PostgreSQL refuses to run as root, so the cluster belongs to DB_OS_USER (default postgres).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DB_DIR=${DB_DIR:-$ROOT/.cache/db}
 DB_PORT=${DB_PORT:-27018}
-PIDFILE="$DB_DIR/ferretdb.pid"
+DB_PG_PORT=${DB_PG_PORT:-$((DB_PORT + 27000))}
+DB_OS_USER=${DB_OS_USER:-postgres}
+PGBIN=/usr/lib/postgresql/15/bin
+FERRETDB_BIN="$ROOT/.cache/bin/ferretdb-v2.7.0"
+PGDATA="$DB_DIR/pg"
+FERRET_PID="$DB_DIR/ferretdb.pid"
 PY=${PYTHON:-$ROOT/.venv/bin/python}
+die() { echo "db.sh: $*" >&2; exit 1; }
 
-alive() { local pid st; [ -s "$PIDFILE" ] || return 1; pid=$(cat "$PIDFILE")
+as_db_user() { if [ "$(id -un)" = "$DB_OS_USER" ]; then "$@"; else runuser -u "$DB_OS_USER" -- "$@"; fi; }
+alive() { local pid st; [ -s "$1" ] || return 1; pid=$(head -n1 "$1")
   st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pg_sql() { PGOPTIONS="-c client_min_messages=warning" as_db_user "$PGBIN/psql" -h "$DB_DIR/run" -p "$DB_PG_PORT" -d postgres -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 
-case "${1:-start}" in
-start)
-  bash "$ROOT/scripts/build-ferretdb.sh"
-  mkdir -p "$DB_DIR/data" "$DB_DIR/state"
-  if alive; then echo "ferretdb already running on 127.0.0.1:$DB_PORT (pid $(cat "$PIDFILE"))"; exit 0; fi
-  setsid "$ROOT/.cache/bin/ferretdb-v1.24.2-idindex" --handler=sqlite --sqlite-url="file:$DB_DIR/data/" \
-    --listen-addr="127.0.0.1:$DB_PORT" --state-dir="$DB_DIR/state" --telemetry=disable \
+init_cluster() {
+  id "$DB_OS_USER" >/dev/null 2>&1 || die "no OS user '$DB_OS_USER' to own PostgreSQL (set DB_OS_USER to one)"
+  mkdir -p "$DB_DIR/run"
+  chown "$DB_OS_USER" "$DB_DIR" "$DB_DIR/run" 2>/dev/null || true
+  as_db_user test -w "$DB_DIR" || die "$DB_DIR must be writable by $DB_OS_USER (and its parents searchable)"
+  as_db_user "$PGBIN/initdb" -D "$PGDATA" -U "$DB_OS_USER" --auth=trust -E UTF8 --locale=C.UTF-8 >"$DB_DIR/initdb.log" 2>&1 \
+    || die "initdb failed: see $DB_DIR/initdb.log"
+  # The settings DocumentDB's own packaging sets (packaging/10-preload.sh), plus a small footprint.
+  cat >>"$PGDATA/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+shared_preload_libraries = 'pg_cron,pg_documentdb_core,pg_documentdb'
+cron.database_name = 'postgres'
+documentdb.enableCompact = true
+documentdb.enableLetAndCollationForQueryMatch = true
+documentdb.enableNowSystemVariable = true
+documentdb.enableSortbyIdPushDownToPrimaryKey = true
+documentdb.enableSchemaValidation = true
+documentdb.enableBypassDocumentValidation = true
+documentdb.enableUserCrud = true
+documentdb.maxUserLimit = 100
+shared_buffers = 256MB
+max_connections = 300
+fsync = on
+EOF
+}
+
+start_pg() {
+  alive "$PGDATA/postmaster.pid" && return 0
+  port_busy "$DB_PG_PORT" && die "port $DB_PG_PORT (PostgreSQL) is already in use: set DB_PG_PORT to a free port"
+  as_db_user "$PGBIN/pg_ctl" -D "$PGDATA" -o "-p $DB_PG_PORT -k $DB_DIR/run" -l "$DB_DIR/postgres.log" -w -t 60 start \
+    >/dev/null || die "PostgreSQL did not start: see $DB_DIR/postgres.log"
+  if [ ! -e "$DB_DIR/extension.done" ]; then
+    pg_sql "CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;" || die "CREATE EXTENSION documentdb failed"
+    touch "$DB_DIR/extension.done"
+  fi
+}
+
+start_ferretdb() {
+  alive "$FERRET_PID" && return 0
+  port_busy "$DB_PORT" && die "port $DB_PORT (FerretDB) is already in use: set DB_PORT to a free port"
+  mkdir -p "$DB_DIR/state"
+  setsid "$FERRETDB_BIN" --postgresql-url="postgres://$DB_OS_USER@127.0.0.1:$DB_PG_PORT/postgres" \
+    --listen-addr="127.0.0.1:$DB_PORT" --no-auth --state-dir="$DB_DIR/state" --telemetry=disable \
     --log-level=warn --debug-addr=- </dev/null >>"$DB_DIR/ferretdb.log" 2>&1 &
-  echo $! >"$PIDFILE"
-  "$PY" - "$DB_PORT" <<'PYEOF'
+  echo $! >"$FERRET_PID"
+  "$PY" - "$DB_PORT" "$DB_DIR/ferretdb.log" <<'PYEOF'
 import sys, time, pymongo
 deadline = time.time() + 30
 while True:
@@ -32,21 +79,36 @@ while True:
         break
     except Exception as exc:
         if time.time() > deadline:
-            sys.exit(f"ferretdb did not answer ping: {exc}")
+            sys.exit(f"db.sh: FerretDB did not answer ping on port {sys.argv[1]}: {exc} (see {sys.argv[2]})")
         time.sleep(0.1)
 PYEOF
-  echo "ferretdb ready on 127.0.0.1:$DB_PORT (data in $DB_DIR/data)"
+}
+
+stop_pid() {  # TERM, wait, KILL
+  local pidfile=$1 pid; alive "$pidfile" || return 0
+  pid=$(head -n1 "$pidfile"); kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 200); do alive "$pidfile" || return 0; sleep 0.05; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+case "${1:-start}" in
+start)
+  bash "$ROOT/scripts/build-db.sh"
+  mkdir -p "$DB_DIR"
+  [ -s "$PGDATA/PG_VERSION" ] || init_cluster
+  start_pg
+  start_ferretdb
+  echo "database ready: mongodb://127.0.0.1:$DB_PORT/ (FerretDB v2.7.0 on PostgreSQL port $DB_PG_PORT, data in $PGDATA)"
   ;;
 stop|purge)
-  if alive; then
-    pid=$(cat "$PIDFILE"); kill -TERM "$pid"
-    for _ in $(seq 1 100); do alive || break; sleep 0.05; done
-    alive && kill -KILL "$pid"
-    echo "ferretdb stopped"
+  stop_pid "$FERRET_PID"; rm -f "$FERRET_PID"
+  if alive "$PGDATA/postmaster.pid"; then
+    as_db_user "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 30 stop >/dev/null 2>&1 || stop_pid "$PGDATA/postmaster.pid"
   fi
-  rm -f "$PIDFILE"
-  [ "$1" = purge ] && rm -rf "$DB_DIR/data" "$DB_DIR/state" && echo "ferretdb data purged"
-  exit 0
+  if [ "$1" = purge ]; then rm -rf "$DB_DIR"; echo "database stopped and purged ($DB_DIR)"; else echo "database stopped"; fi
   ;;
-*) echo "usage: scripts/db.sh start|stop|purge" >&2; exit 2 ;;
+status)
+  alive "$PGDATA/postmaster.pid" && alive "$FERRET_PID"
+  ;;
+*) echo "usage: scripts/db.sh start|stop|purge|status" >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make dev`: the whole helpdesk on embedded defaults — FerretDB, the loopback mail stack, demo users and
+# `make dev`: the whole helpdesk on embedded defaults — FerretDB 2 on PostgreSQL, the loopback mail stack, demo users and
 # sample emails, the daemon and the web panel. Ctrl-C stops everything it started.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -10,16 +10,17 @@ WEB_PORT=${WEB_PORT:-5000}
 # Local secrets, generated once, kept out of the repo (.cache is ignored).
 mkdir -p .cache
 if [ ! -s .cache/dev-secrets.env ]; then
-  umask 077
-  printf 'export SECRET_KEY=%s\nexport JWT_SECRET_KEY=%s\n' \
+  # umask only in this subshell: a process-wide 077 left Dovecot's folders unreadable by its own users
+  (umask 077; printf 'export SECRET_KEY=%s\nexport JWT_SECRET_KEY=%s\n' \
     "$($PY -c 'import secrets; print(secrets.token_urlsafe(32))')" \
-    "$($PY -c 'import secrets; print(secrets.token_urlsafe(32))')" >.cache/dev-secrets.env
+    "$($PY -c 'import secrets; print(secrets.token_urlsafe(32))')" >.cache/dev-secrets.env)
 fi
 # shellcheck disable=SC1091
 source .cache/dev-secrets.env
 
 # Embedded defaults: these win over .env so `make dev` always runs self-contained.
-export MONGO_URI=mongodb://127.0.0.1:27018/helpdesk
+export DB_PORT=${DB_PORT:-27018}
+export MONGO_URI=mongodb://127.0.0.1:$DB_PORT/helpdesk
 export IMAP_HOST=127.0.0.1 IMAP_PORT=10143 IMAP_USER=support@example.test IMAP_PASSWORD=password IMAP_SECURITY=starttls
 export IMAP_VERIFY_TLS=false
 export MAIL_SERVER=127.0.0.1 MAIL_PORT=10025 MAIL_USE_TLS=false MAIL_USE_SSL=false

@@ -1,4 +1,4 @@
-"""Test fixtures: real FerretDB and a real loopback mail stack, started once per test session.
+"""Test fixtures: real FerretDB (v2, on PostgreSQL + DocumentDB) and a real loopback mail stack, once per session.
 
 The servers run on their own ports and data folders, so a running `make dev` stack is not disturbed.
 """
