@@ -8,7 +8,8 @@ import logging
 from collections import Counter
 
 from mongoengine import NotUniqueError
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from config import Settings
 from daemon.outbox import SENDER_ID
@@ -48,13 +49,34 @@ def claim_rate_slot(address: str, settings: Settings) -> bool:
 
 
 def claim_rate_slots(addresses: list[str], settings: Settings) -> list[bool]:
-    """`claim_rate_slot` for each address in order: one atomic `$inc` per distinct sender on its counter for
-    this clock hour (upserted; expired by a TTL index), so the limit holds with concurrent ingesters."""
+    """`claim_rate_slot` for each address in order, with two round trips for the whole list.
+
+    Each sender has a counter per clock hour (upserted; expired by a TTL index). A bulk `$inc` adds this
+    list's wants; the totals read back then bound how many went before ours. A concurrent ingester's
+    increments can only make that bound larger, so the limit holds (at worst one of ours is refused).
+    """
     wanted = Counter(addresses)
-    allowed: dict[str, int] = {}
-    for address, count in wanted.items():
-        after = _count_acknowledgements(address, count)
-        allowed[address] = max(0, min(count, settings.ack_limit_per_hour - (after - count)))
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    keys = {address: rate_key(address, hour) for address in wanted}
+    collection = AckRateCounter._get_collection()
+    updates = [
+        UpdateOne(
+            {"_id": keys[address]},
+            {"$inc": {"count": count}, "$setOnInsert": {"expires_at": hour + dt.timedelta(hours=2)}},
+            upsert=True,
+        )
+        for address, count in wanted.items()
+    ]
+    try:
+        collection.bulk_write(updates, ordered=False)
+        totals = {doc["_id"]: int(doc["count"]) for doc in collection.find({"_id": {"$in": list(keys.values())}})}
+    except BulkWriteError as exc:  # lost first-upsert races: those counters one at a time
+        failed = {error["index"] for error in exc.details.get("writeErrors", [])}
+        totals = {doc["_id"]: int(doc["count"]) for doc in collection.find({"_id": {"$in": list(keys.values())}})}
+        for index, address in enumerate(wanted):
+            if index in failed:
+                totals[keys[address]] = _count_acknowledgements(keys[address], wanted[address], hour)
+    allowed = {a: max(0, min(n, settings.ack_limit_per_hour - (totals.get(keys[a], n) - n))) for a, n in wanted.items()}
     result = []
     for address in addresses:
         result.append(allowed[address] > 0)
@@ -62,14 +84,12 @@ def claim_rate_slots(addresses: list[str], settings: Settings) -> list[bool]:
     return result
 
 
-def _count_acknowledgements(address: str, count: int) -> int:
-    """Add `count` to this sender's counter for the current clock hour; the new total."""
-    now = utcnow()
-    hour = now.replace(minute=0, second=0, microsecond=0)
+def _count_acknowledgements(key: str, count: int, hour: dt.datetime) -> int:
+    """Add `count` to one counter atomically; the new total."""
     collection = AckRateCounter._get_collection()
     found = retry_on_conflict(
         lambda: collection.find_one_and_update(
-            {"_id": rate_key(address, hour)},
+            {"_id": key},
             {"$inc": {"count": count}, "$setOnInsert": {"expires_at": hour + dt.timedelta(hours=2)}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
