@@ -175,7 +175,7 @@ def next_ticket_numbers(count: int) -> list[int]:
 
 def ensure_ticket_counter() -> None:
     """Create the counter (start-up), never below the highest ticket number in use (one indexed read)."""
-    highest = Ticket.objects.order_by("-number").only("number").first()
+    highest = Ticket.objects(number__gt=0).order_by("-number").only("number").first()
     value = highest.number if highest is not None else 0
     counters = Ticket._get_db()[COUNTERS]
     retry_on_conflict(lambda: counters.update_one({"_id": TICKET_COUNTER}, {"$max": {"value": value}}, upsert=True))
