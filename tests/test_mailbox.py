@@ -181,3 +181,15 @@ def test_poll_error_text_is_one_short_line_without_the_password() -> None:
     assert poll_error_text(TimeoutError(), at) == "2025-03-01T12:30:05Z TimeoutError"
     long = poll_error_text(OSError("x" * 1000), at)
     assert len(long) == MAX_ERROR_LENGTH and long.endswith("…")
+
+
+def test_batch_intake_keeps_the_hourly_acknowledgement_limit_per_sender(db: str, mail: MailStack) -> None:
+    settings = make_settings(db, mail, ack_limit_per_hour=2)
+    for i in range(4):
+        mail.deliver(raw_email(subject=f"burst {i}"))
+    mail.deliver(raw_email(subject="someone else", sender="Bo <bo@example.test>"))
+    result = poll_once(settings)
+    assert result.outcomes["Created"] == 5 and Ticket.objects.count() == 5
+    acks = OutboundEmail.objects(kind="ack")
+    assert sorted(a.to[0] for a in acks) == ["bo@example.test", "customer@example.test", "customer@example.test"]
+    assert len(mail.wait_for_sink(3)) == 3
