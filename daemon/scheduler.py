@@ -83,7 +83,8 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BackgroundSche
         id="outbox",
         replace_existing=True,
     )
-    scheduler.add_job(_triage_call("triage_job", settings), "interval", seconds=2, id="triage", replace_existing=True)
+    # an idle pass is two indexed claims that find nothing: cheap enough to look every second
+    scheduler.add_job(_triage_call("triage_job", settings), "interval", seconds=1, id="triage", replace_existing=True)
     scheduler.add_job(_triage_call("sla_job", settings), "interval", seconds=60, id="sla", replace_existing=True)
     scheduler.add_job(
         _triage_call("retrain_job", settings), "cron", hour=3, minute=17, id="retrain", replace_existing=True

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 
 from models import Ticket, utcnow
-from models.claims import claim, finish, held_by, make_owner_id
+from models.claims import claim, finish, make_owner_id
 from models.tickets import TRIAGE_LEASE
 
 logger = logging.getLogger(__name__)
@@ -77,13 +77,6 @@ def ownership(ticket: Ticket) -> dict:
         "triage.attempts": ticket.triage.attempts,
         "triage.generation": generation if generation else {"$in": [0, None]},
     }
-
-
-def still_owned(ticket: Ticket, worker: str) -> bool:
-    """True while `worker` still holds the attempt of `ticket` it claimed (no newer claim or re-triage)."""
-    return held_by(Ticket, ticket.id, worker, fields=TRIAGE_LEASE) and bool(
-        Ticket.objects(id=ticket.id, __raw__=ownership(ticket)).count()
-    )
 
 
 def complete(ticket: Ticket, worker: str, set_fields: dict) -> bool:
