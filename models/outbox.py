@@ -57,6 +57,7 @@ class OutboundEmail(Document):
 
     meta = {
         "collection": "outbox",
+        "strict": False,  # emails stored before the claims module carry a `batch` tag: ignored
         "indexes": [
             ("state", "next_attempt_at"),
             ("state", "lease_until"),
