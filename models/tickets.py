@@ -114,6 +114,7 @@ class Ticket(Document):
             ("status", "sla_due_at"),
             ("status", "-updated_at"),
             "required_skills",
+            "triage.human_fields",  # the offline model's training set (moderators' corrections)
             "category",
             "priority",
         ],
