@@ -112,6 +112,7 @@ class Settings:
     mailbox_lease_seconds: int = 60
     outbox_max_attempts: int = 6
     outbox_backoff_seconds: float = 5.0  # first retry delay; doubles per attempt, capped at an hour
+    outbox_interval_seconds: float = 1.0  # how often the daemon sends what the web queued
     ack_limit_per_hour: int = 5
     attachment_max_bytes: int = 10 * 1024 * 1024
     sla_hours: dict[str, float] = field(
@@ -122,7 +123,6 @@ class Settings:
     jwt_refresh_hours: int = 24
     login_rate_limit: str = "10 per minute"
     ratelimit_storage_uri: str = "memory://"
-    ticket_index_rebuild_seconds: int = 600  # the panel's in-memory ticket list re-reads the database this often
     proxy_fix_x_for: int = 0  # reverse proxies in front of the panel whose X-Forwarded-For is trusted
     log_level: str = "INFO"
 
@@ -225,6 +225,8 @@ def _check_consistency(settings: Settings) -> None:
         raise SettingsError(f"MONGO_URI: expected a mongodb:// or mongodb+srv:// URI, got {settings.mongo_uri!r}")
     if settings.triage_provider == "gemini" and not settings.gemini_api_key:
         raise SettingsError("GEMINI_API_KEY: is required when TRIAGE_PROVIDER=gemini")
+    if settings.outbox_interval_seconds <= 0:
+        raise SettingsError(f"OUTBOX_INTERVAL_SECONDS: must be above 0, got {settings.outbox_interval_seconds}")
     if "@" not in settings.support_address:
         raise SettingsError(f"SUPPORT_ADDRESS: expected an email address, got {settings.support_address!r}")
     if not settings.app_url.startswith(("http://", "https://")):

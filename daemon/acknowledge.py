@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
+from collections import Counter
 
 from mongoengine import NotUniqueError
-from pymongo.errors import DuplicateKeyError
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from config import Settings
-from daemon.outbox import was_sent
+from daemon.outbox import SENDER_ID
 from daemon.parse import ParsedEmail
-from models import OutboundEmail, Ticket, queue_email, utcnow
+from models import AckRateCounter, OutboundEmail, Ticket, utcnow
+from models.base import retry_on_conflict
 from models.links import status_url
-from models.outbox import record_outbound
+from models.outbox import build_email, queue_emails, record_outbound
 
 logger = logging.getLogger(__name__)
-RATE_COLLECTION = "ack_rate_claims"
 ACK_CLAIM_SECONDS = 120  # stored already claimed by the ingester, which sends it at once
 ACK_HEADERS = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}
 
@@ -41,25 +44,64 @@ def why_not_acknowledge(parsed: ParsedEmail, settings: Settings) -> str:
 
 
 def claim_rate_slot(address: str, settings: Settings) -> bool:
-    """At most ACK_LIMIT_PER_HOUR acknowledgements per sender per clock hour.
+    """At most ACK_LIMIT_PER_HOUR acknowledgements per sender per clock hour."""
+    return claim_rate_slots([address], settings)[0]
 
-    Each slot is a unique `_id`, so the limit holds even with concurrent ingesters (FerretDB
-    counters are not atomic).
+
+def claim_rate_slots(addresses: list[str], settings: Settings) -> list[bool]:
+    """`claim_rate_slot` for each address in order, with two round trips for the whole list.
+
+    Each sender has a counter per clock hour (upserted; expired by a TTL index). A bulk `$inc` adds this
+    list's wants; the totals read back then bound how many went before ours. A concurrent ingester's
+    increments can only make that bound larger, so the limit holds (at worst one of ours is refused).
     """
-    database = Ticket._get_db()
-    for slot in range(settings.ack_limit_per_hour):
-        try:
-            database[RATE_COLLECTION].insert_one({"_id": rate_slot_id(address, slot), "at": utcnow()})
-            return True
-        except DuplicateKeyError:
-            continue
-    return False
+    wanted = Counter(addresses)
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    keys = {address: rate_key(address, hour) for address in wanted}
+    collection = AckRateCounter._get_collection()
+    updates = [
+        UpdateOne(
+            {"_id": keys[address]},
+            {"$inc": {"count": count}, "$setOnInsert": {"expires_at": hour + dt.timedelta(hours=2)}},
+            upsert=True,
+        )
+        for address, count in wanted.items()
+    ]
+    try:
+        collection.bulk_write(updates, ordered=False)
+        totals = {doc["_id"]: int(doc["count"]) for doc in collection.find({"_id": {"$in": list(keys.values())}})}
+    except BulkWriteError as exc:  # lost first-upsert races: those counters one at a time
+        failed = {error["index"] for error in exc.details.get("writeErrors", [])}
+        totals = {doc["_id"]: int(doc["count"]) for doc in collection.find({"_id": {"$in": list(keys.values())}})}
+        for index, address in enumerate(wanted):
+            if index in failed:
+                totals[keys[address]] = _count_acknowledgements(keys[address], wanted[address], hour)
+    allowed = {a: max(0, min(n, settings.ack_limit_per_hour - (totals.get(keys[a], n) - n))) for a, n in wanted.items()}
+    result = []
+    for address in addresses:
+        result.append(allowed[address] > 0)
+        allowed[address] -= 1
+    return result
 
 
-def rate_slot_id(address: str, slot: int) -> str:
-    """The `_id` of acknowledgement number `slot` to this sender in the current clock hour."""
+def _count_acknowledgements(key: str, count: int, hour: dt.datetime) -> int:
+    """Add `count` to one counter atomically; the new total."""
+    collection = AckRateCounter._get_collection()
+    found = retry_on_conflict(
+        lambda: collection.find_one_and_update(
+            {"_id": key},
+            {"$inc": {"count": count}, "$setOnInsert": {"expires_at": hour + dt.timedelta(hours=2)}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+    )
+    return int(found["count"])
+
+
+def rate_key(address: str, hour: dt.datetime) -> str:
+    """The counter `_id` of acknowledgements to this sender in the clock hour starting at `hour`."""
     sender = hashlib.sha256(address.encode()).hexdigest()[:24]
-    return f"{sender}:{utcnow().strftime('%Y%m%d%H')}:{slot}"
+    return f"{sender}:{hour:%Y%m%d%H}"
 
 
 def acknowledgement_text(ticket: Ticket, parsed: ParsedEmail, settings: Settings) -> tuple[str, str, list[str]]:
@@ -77,6 +119,25 @@ def acknowledgement_text(ticket: Ticket, parsed: ParsedEmail, settings: Settings
     return subject, text, references
 
 
+def build_acknowledgement(ticket: Ticket, parsed: ParsedEmail, settings: Settings) -> OutboundEmail:
+    """The acknowledgement of a new ticket, unsaved, claimed by this process (which sends it at once)."""
+    subject, text, references = acknowledgement_text(ticket, parsed, settings)
+    return build_email(
+        kind="ack",
+        to=[parsed.from_address],
+        subject=subject,
+        text=text,
+        domain=settings.support_address.rsplit("@", 1)[1],
+        ticket_number=ticket.number,
+        in_reply_to=parsed.message_id,
+        references=references,
+        headers=ACK_HEADERS,
+        message_id=ack_message_id(ticket.number, settings),
+        claim_owner=SENDER_ID,
+        claim_seconds=ACK_CLAIM_SECONDS,
+    )
+
+
 def queue_acknowledgement(
     ticket: Ticket, parsed: ParsedEmail, settings: Settings, *, retry: bool = False
 ) -> OutboundEmail | None:
@@ -90,32 +151,40 @@ def queue_acknowledgement(
         return None
     message_id = ack_message_id(ticket.number, settings)
     existing = OutboundEmail.objects(message_id=message_id).first() if retry else None
-    if existing is not None:  # a retry after a crash: never a second acknowledgement
+    if existing is not None:  # a retry after a crash: never a second one (the outbox job sends this one)
         record_outbound(message_id, ticket.number)
-        if existing.state == "sending" and was_sent(existing):
-            existing.state = "sent"  # the crashed sender got it out (its sent marker says so)
         return existing
     if not claim_rate_slot(parsed.from_address, settings):
         logger.info("no acknowledgement for #%s: sender over %s per hour", ticket.number, settings.ack_limit_per_hour)
         return None
-    subject, text, references = acknowledgement_text(ticket, parsed, settings)
+    ack = build_acknowledgement(ticket, parsed, settings)
     try:
-        return queue_email(
-            kind="ack",
-            to=[parsed.from_address],
-            subject=subject,
-            text=text,
-            domain=settings.support_address.rsplit("@", 1)[1],
-            ticket_number=ticket.number,
-            in_reply_to=parsed.message_id,
-            references=references,
-            headers=ACK_HEADERS,
-            message_id=message_id,
-            claim_seconds=ACK_CLAIM_SECONDS,
-        )
+        ack.save(force_insert=True)
     except NotUniqueError:
-        record_outbound(message_id, ticket.number)
-        return OutboundEmail.objects(message_id=message_id).first()
+        ack = OutboundEmail.objects(message_id=message_id).first()
+    record_outbound(message_id, ticket.number)
+    return ack
+
+
+def queue_acknowledgements(created: list[tuple[Ticket, ParsedEmail]], settings: Settings) -> dict[int, OutboundEmail]:
+    """`queue_acknowledgement` for many new tickets (no earlier attempt): one bulk insert; ticket number -> ack."""
+    wanted = []
+    for ticket, parsed in created:
+        reason = why_not_acknowledge(parsed, settings)
+        if reason:
+            logger.info("no acknowledgement for #%s: %s", ticket.number, reason)
+        else:
+            wanted.append((ticket, parsed))
+    slots = claim_rate_slots([parsed.from_address for _, parsed in wanted], settings)
+    acks = []
+    for (ticket, parsed), allowed in zip(wanted, slots, strict=True):
+        if allowed:
+            acks.append(build_acknowledgement(ticket, parsed, settings))
+        else:
+            logger.info(
+                "no acknowledgement for #%s: sender over %s per hour", ticket.number, settings.ack_limit_per_hour
+            )
+    return {ack.ticket_number: ack for ack in queue_emails(acks)}
 
 
 def _strip_reply_prefix(subject: str) -> str:

@@ -1,6 +1,6 @@
 """One entry point for every inbound email: `ingest(raw, settings) -> Outcome`.
 
-Used by the poller, the `flask mail ingest` CLI and the tests. The Message-ID ledger decides
+Used by the poller (through daemon/bulk.py), `run_daemon.py ingest` and the tests. The Message-ID ledger decides
 duplicates; a new ticket is announced in the ledger (intent) before it is written, so a retry
 after a crash finishes the same ticket instead of creating another.
 """
@@ -19,9 +19,11 @@ from daemon.acknowledge import queue_acknowledgement
 from daemon.outcomes import Created, Duplicate, Ignored, Outcome, Quarantined, Threaded
 from daemon.parse import SYNTHETIC_DOMAIN, ParsedEmail, UnparseableEmail, parse_email
 from models import MessageLedger, QuarantinedEmail, Ticket, next_ticket_number, utcnow
+from models.claims import claim, finish, make_owner_id
 
 logger = logging.getLogger(__name__)
 MAX_THREAD_LOOKUPS = 20
+REINGEST_LEASE_SECONDS = 300
 
 
 def ingest(raw: bytes, settings: Settings, *, source: str = "cli", send_ack: bool = True) -> Outcome:
@@ -42,26 +44,83 @@ def reingest_quarantined(quarantine_id: str, settings: Settings) -> Outcome:
         record = None
     if record is None:
         raise LookupError(f"no quarantined email {quarantine_id}")
+    outcome = _reingest(record, settings)
+    record.save()
+    return outcome
+
+
+def reingest_requested(settings: Settings, limit: int = 50) -> int:
+    """The daemon's job: re-ingest quarantined emails the web panel asked for (`reingest_requested_at`),
+    each under an atomic claim so that two daemons never run one twice; how many were done."""
+    owner = make_owner_id()
+    done = 0
+    while done < limit:
+        record = claim(QuarantinedEmail, {"reingest_requested_at": {"$lte": utcnow()}}, owner, REINGEST_LEASE_SECONDS)
+        if record is None:
+            break
+        try:
+            _reingest(record, settings)
+        except ConnectionFailure:
+            finish(QuarantinedEmail, record.id, owner)  # the database went away: the request stays for later
+            raise
+        finish(
+            QuarantinedEmail,
+            record.id,
+            owner,
+            set_fields={
+                "reason": record.reason,
+                "reingested_at": record.reingested_at,
+                "reingest_result": record.reingest_result,
+            },
+            unset_fields=("reingest_requested_at",),
+        )
+        done += 1
+    return done
+
+
+def _reingest(record: QuarantinedEmail, settings: Settings) -> Outcome:
+    """Ingest the record's raw bytes again; the result goes on `record` (the caller saves it)."""
     raw = record.raw.read() or b""
     MessageLedger.objects(key=_quarantine_ledger_key(raw)).delete()
     outcome = _ingest(raw, settings, source="reingest", send_ack=True, quarantine=record)
     record.reingested_at = utcnow()
     record.reingest_result = outcome.describe()
-    record.save()
-    logger.info("re-ingested quarantined %s: %s", quarantine_id, outcome.describe())
+    logger.info("re-ingested quarantined %s: %s", record.id, outcome.describe())
     return outcome
 
 
 def _ingest(
     raw: bytes, settings: Settings, *, source: str, send_ack: bool, quarantine: QuarantinedEmail | None
 ) -> Outcome:
+    parsed = parse_or_quarantine(raw, settings, source=source, quarantine=quarantine)
+    if not isinstance(parsed, ParsedEmail):
+        return parsed
+    return ingest_parsed(parsed, raw, settings, source=source, send_ack=send_ack, quarantine=quarantine)
+
+
+def parse_or_quarantine(
+    raw: bytes, settings: Settings, *, source: str, quarantine: QuarantinedEmail | None = None
+) -> ParsedEmail | Outcome:
+    """The parsed email, or the outcome of quarantining bytes we cannot parse."""
     try:
-        parsed = parse_email(raw)
+        return parse_email(raw)
     except UnparseableEmail as exc:
         return _quarantine(raw, str(exc), settings, source, None, quarantine)
     except Exception as exc:  # the parser must never take the daemon down
         logger.exception("parser failed on a message from %s", source)
         return _quarantine(raw, f"parser error: {type(exc).__name__}: {exc}"[:500], settings, source, None, quarantine)
+
+
+def ingest_parsed(
+    parsed: ParsedEmail,
+    raw: bytes,
+    settings: Settings,
+    *,
+    source: str,
+    send_ack: bool = True,
+    quarantine: QuarantinedEmail | None = None,
+) -> Outcome:
+    """`ingest` after parsing (the batch path parses each email once and hands the unusual ones here)."""
     try:
         outcome = _route(parsed, settings)
     except ConnectionFailure:
@@ -150,17 +209,23 @@ def _bounce(parsed: ParsedEmail, settings: Settings, ticket: Ticket | None) -> O
     return _record(parsed, Threaded(ticket.number, note=True), "bounce", ticket)
 
 
+def ledger_entry(parsed: ParsedEmail, outcome: Outcome, ledger_outcome: str, ticket: Ticket | None) -> MessageLedger:
+    """The unsaved ledger entry recording what became of this email."""
+    entry = MessageLedger(
+        message_id=parsed.message_id,
+        ticket_number=ticket.number if ticket else None,
+        ticket_id=ticket.id if ticket else None,
+        outcome=ledger_outcome,
+        detail=outcome.describe()[:500],
+        content_digest=parsed.content_digest,
+    )
+    entry.clean()
+    return entry
+
+
 def _record(parsed: ParsedEmail, outcome: Outcome, ledger_outcome: str, ticket: Ticket | None = None) -> Outcome:
-    detail = outcome.describe()[:500]
     try:
-        MessageLedger(
-            message_id=parsed.message_id,
-            ticket_number=ticket.number if ticket else None,
-            ticket_id=ticket.id if ticket else None,
-            outcome=ledger_outcome,
-            detail=detail,
-            content_digest=parsed.content_digest,
-        ).save(force_insert=True)
+        ledger_entry(parsed, outcome, ledger_outcome, ticket).save(force_insert=True)
     except NotUniqueError:
         pass
     return outcome

@@ -1,12 +1,10 @@
-"""Send stored outbound emails through Flask-Mail, with retries, backoff and a claim per attempt.
+"""Send stored outbound emails through Flask-Mail, with retries and backoff, each attempt under a claim.
 
-Each attempt is claimed by inserting `_id = f"{email_id}:{attempt}"` (unique, so exactly one sender
-wins even on FerretDB, whose conditional updates are not atomic). A sender that crashes mid-send
-leaves the email in "sending" until its lease expires; then the next attempt is claimed.
-
-A manual retry of a failed email starts a new retry generation (an `_id` insert of its own) and resets
-`attempts`; its attempts are claimed as `f"{email_id}:{generation}:{attempt}"`, so they never collide
-with the claims of earlier generations.
+An attempt is claimed atomically (models/claims.py): state "queued" -> "sending" with an owner and a lease,
+and `attempts` + 1. A sender that crashes mid-send leaves the email "sending" until its lease expires; the
+next pass then claims it again. After SMTP accepted it, "sent" is written at once, conditional on the claim.
+The web panel only queues ("queued", `next_attempt_at` now) and retries failed emails by setting them back to
+"queued" with `attempts` 0; the outbox job (every OUTBOX_INTERVAL_SECONDS) sends them.
 """
 
 from __future__ import annotations
@@ -15,199 +13,150 @@ import datetime as dt
 import logging
 import smtplib
 import threading
-import time
 from contextlib import ExitStack
 from typing import Any, cast
 
 from flask import Flask
 from flask_mail import Mail, Message
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
 
 from config import Settings
-from models import OutboundEmail, ticket_index, utcnow
+from models import OutboundEmail, utcnow
+from models.claims import claim, finish, make_owner_id
 
 logger = logging.getLogger(__name__)
-CLAIMS = "outbox_claims"
-RETRIES = "outbox_retries"  # `_id` f"{email_id}:{n}" for the n-th manual retry: 1, 2, ... without gaps
-SENT_MARKERS = "outbox_sent"  # inserted the moment an email is accepted by SMTP; folded into `state` later
-SEND_LEASE = dt.timedelta(seconds=120)
+SEND_LEASE_SECONDS = 120
+MARK_EVERY = 1  # record "sent" after each accepted email: a crash in between resends at most one
 MAX_BACKOFF = 3600.0
+SENDER_ID = make_owner_id()  # this process's claims; acknowledgements stored by ingestion are claimed with it
 _apps: dict[int, tuple[Settings, Flask, Mail]] = {}
 _apps_lock = threading.Lock()
 
 
-def send_one(email_id: object, settings: Settings) -> bool:
-    """Send one stored email now (also a failed one: a manual retry). True when it went out."""
-    email = OutboundEmail.objects(id=email_id).first()
-    if email is None or email.state == "sent":
-        return False
-    if email.state == "sending" and email.lease_until and email.lease_until > utcnow():
-        return False
-    if not _claim(email):
-        return False
-    return _send_claimed([email], settings) == 1
+def due_filters(now: dt.datetime) -> list[dict[str, Any]]:
+    """Queued and due (index state + next_attempt_at), or left "sending" by a sender whose lease expired."""
+    return [
+        {"state": "queued", "next_attempt_at": {"$lte": now}},
+        {"state": "sending", "lease_until": {"$lt": now}},
+    ]
+
+
+def claim_due(limit: int, owner: str = SENDER_ID, now: dt.datetime | None = None) -> list[OutboundEmail]:
+    """Claim up to `limit` due emails for `owner`, oldest due first; each by one atomic update."""
+    now = now or utcnow()
+    claimed: list[OutboundEmail] = []
+    for ready in due_filters(now):
+        sort = [("next_attempt_at", 1)] if ready["state"] == "queued" else None
+        while len(claimed) < limit:
+            email = claim(
+                OutboundEmail,
+                ready,
+                owner,
+                SEND_LEASE_SECONDS,
+                set_fields={"state": "sending"},
+                inc={"attempts": 1},
+                sort=sort,
+                now=now,
+            )
+            if email is None:
+                break
+            claimed.append(email)
+    return claimed
 
 
 def send_due(settings: Settings, limit: int = 50) -> int:
     """Send queued emails whose time has come (and ones a crashed sender left); returns how many went out."""
-    reconcile_sent()
-    now = utcnow()
-    # Candidates from the process's in-memory index of unsent emails (a query here would read every
-    # email ever sent, on FerretDB, every two seconds); each is decided on its document.
-    pending = ticket_index.shared().outbox_rows()
-    due = sorted(
-        (r for r in pending if r.state == "queued" and (r.next_attempt_at is None or r.next_attempt_at <= now)),
-        key=lambda r: r.next_attempt_at or now,
-    )
-    stale = [r for r in pending if r.state == "sending" and r.lease_until is not None and r.lease_until < now]
-    claimed = []
-    for row in [*due, *stale][:limit]:
-        email = OutboundEmail.objects(id=row.id).first()
-        if email is None or not _is_due(email, now):
-            continue
-        if _claim(email):
-            claimed.append(email)
+    claimed = claim_due(limit)
     return _send_claimed(claimed, settings) if claimed else 0
 
 
-def _is_due(email: OutboundEmail, now: dt.datetime) -> bool:
-    if email.state == "queued":
-        return email.next_attempt_at is None or email.next_attempt_at <= now
-    return email.state == "sending" and email.lease_until is not None and email.lease_until < now
+def send_one(email_id: object, settings: Settings) -> bool:
+    """Send one stored email now if it is queued or failed and nobody holds it. True when it went out."""
+    email = claim(
+        OutboundEmail,
+        {"_id": email_id, "state": {"$in": ["queued", "failed"]}},
+        SENDER_ID,
+        SEND_LEASE_SECONDS,
+        set_fields={"state": "sending"},
+        inc={"attempts": 1},
+    )
+    return email is not None and _send_claimed([email], settings) == 1
 
 
 def retry_failed(email_id: object) -> bool:
-    """Put a failed email back in the queue for the next outbox pass (the web panel's "retry").
-
-    It gets the full number of attempts again, claimed under a new retry generation.
-    """
-    email = OutboundEmail.objects(id=email_id, state="failed").only("id").first()
-    if email is None:
-        return False
-    _start_retry_generation(email.id)  # before attempts go back to 0: a claim of attempt 1 then uses it
+    """Put a failed email back in the queue for the next outbox pass, with the full number of attempts again."""
     return bool(
-        OutboundEmail.objects(id=email.id, state="failed").update_one(
-            set__state="queued", set__next_attempt_at=utcnow(), set__attempts=0, unset__lease_until=True
+        OutboundEmail.objects(id=email_id, state="failed").update_one(
+            set__state="queued", set__next_attempt_at=utcnow(), set__attempts=0, unset__last_error=True
         )
     )
 
 
-def retry_generation(email_id: object) -> int:
-    """How many manual retries this email has had (0: none); each retry's attempts are claimed apart."""
-    retries = OutboundEmail._get_db()[RETRIES]
-    generation = 0
-    while retries.find_one({"_id": f"{email_id}:{generation + 1}"}, {"_id": 1}) is not None:
-        generation += 1
-    return generation
-
-
-def _start_retry_generation(email_id: object) -> int:
-    retries = OutboundEmail._get_db()[RETRIES]
-    generation = retry_generation(email_id) + 1
-    while True:  # an insert per generation: two concurrent retries never share one
-        try:
-            retries.insert_one({"_id": f"{email_id}:{generation}", "at": utcnow()})
-            return generation
-        except DuplicateKeyError:
-            generation += 1
-
-
-def claim_id(email_id: object, generation: int, attempt: int) -> str:
-    """The unique claim `_id` of one send attempt (generation 0 keeps the original form)."""
-    return f"{email_id}:{attempt}" if generation == 0 else f"{email_id}:{generation}:{attempt}"
-
-
-def reconcile_sent(limit: int = 1000, budget_seconds: float = 1.0) -> int:
-    """Fold sent markers (batch sends, crashed senders) into OutboundEmail.state, within a time budget."""
-    markers = OutboundEmail._get_db()[SENT_MARKERS]
-    found = list(markers.find().limit(limit))  # only markers not folded in yet: a small collection
-    started = time.monotonic()
-    for count, marker in enumerate(found):
-        if time.monotonic() - started > budget_seconds:
-            return count
-        OutboundEmail.objects(id=marker["email_id"]).update_one(
-            set__state="sent", set__sent_at=marker["at"], unset__lease_until=True, unset__last_error=True
-        )
-        markers.delete_one({"_id": marker["_id"]})
-    return len(found)
-
-
-def was_sent(email: OutboundEmail) -> bool:
-    """True when SMTP accepted this email, even if its `state` does not say so yet."""
-    return OutboundEmail._get_db()[SENT_MARKERS].find_one({"_id": str(email.id)}) is not None
-
-
-def _claim(email: OutboundEmail) -> bool:
-    if was_sent(email):  # accepted by SMTP before its state was updated (e.g. a crash): never twice
-        return False
-    attempt = (email.attempts or 0) + 1
-    key = claim_id(email.id, retry_generation(email.id), attempt)
-    claims = OutboundEmail._get_db()[CLAIMS]
-    try:
-        claims.insert_one({"_id": key, "at": utcnow()})
-    except DuplicateKeyError:
-        held = claims.find_one({"_id": key}) or {}
-        if held.get("at") and held["at"] < utcnow() - SEND_LEASE:
-            # its sender died before recording the attempt: skip that number so the next claim can win
-            OutboundEmail.objects(id=email.id, attempts=attempt - 1).update_one(set__attempts=attempt)
-        return False
-    lease = utcnow() + SEND_LEASE
-    OutboundEmail.objects(id=email.id).update_one(set__state="sending", set__attempts=attempt, set__lease_until=lease)
-    email.attempts, email.state, email.lease_until = attempt, "sending", lease
-    return True
-
-
-def _send_claimed(emails: list[OutboundEmail], settings: Settings, *, defer_state: bool = False) -> int:
-    """Send claimed emails over one SMTP connection; record success or the error on each record.
-
-    `defer_state`: record success as a sent marker only (an insert: fast on FerretDB, where updates
-    scan the collection); `reconcile_sent` folds the markers into `state` in bulk.
-    """
+def _send_claimed(emails: list[OutboundEmail], settings: Settings) -> int:
+    """Send claimed emails over one SMTP connection; record success (in bulk writes) or the error on each."""
     app, mail = _mail_app(settings)
-    sent = 0
-    with app.app_context(), ExitStack() as stack:
-        connection: Any = None
-        for index, email in enumerate(emails):
-            try:
-                if connection is None:
-                    connection = stack.enter_context(cast(Any, mail.connect()))
-                connection.send(_build(email, settings))
-            except (OSError, smtplib.SMTPException, ValueError) as exc:
-                _failed(email, settings, f"{type(exc).__name__}: {exc}")
-                if isinstance(exc, OSError | smtplib.SMTPServerDisconnected):
-                    for rest in emails[index + 1 :]:  # the server is unreachable: give the rest back untouched
-                        _release(rest)
-                    break
-                continue
-            _mark_sent(email)
-            if not defer_state:
-                OutboundEmail.objects(id=email.id).update_one(
-                    set__state="sent", set__sent_at=utcnow(), unset__lease_until=True, unset__last_error=True
-                )
-                OutboundEmail._get_db()[SENT_MARKERS].delete_one({"_id": str(email.id)})
-            email.state = "sent"
-            sent += 1
-            logger.info("sent %s for #%s (attempt %s)", email.kind, email.ticket_number, email.attempts)
-    return sent
-
-
-def _mark_sent(email: OutboundEmail) -> None:
+    accepted: list[OutboundEmail] = []
+    total = 0
     try:
-        OutboundEmail._get_db()[SENT_MARKERS].insert_one(
-            {"_id": str(email.id), "email_id": email.id, "batch": email.batch, "at": utcnow()}
-        )
-    except DuplicateKeyError:
-        pass
+        with app.app_context(), ExitStack() as stack:
+            connection: Any = None
+            for index, email in enumerate(emails):
+                try:
+                    if connection is None:
+                        connection = stack.enter_context(cast(Any, mail.connect()))
+                    connection.send(_build(email, settings))
+                except (OSError, smtplib.SMTPException, ValueError) as exc:
+                    _failed(email, settings, f"{type(exc).__name__}: {exc}")
+                    if isinstance(exc, OSError | smtplib.SMTPServerDisconnected):
+                        for rest in emails[index + 1 :]:  # the server is unreachable: give the rest back untouched
+                            _release(rest)
+                        break
+                    continue
+                accepted.append(email)
+                if len(accepted) >= MARK_EVERY:  # record as we go: a crash then resends at most this many
+                    total += _mark_sent(accepted)
+                    accepted = []
+    finally:
+        total += _mark_sent(accepted)
+    return total
+
+
+def _mark_sent(emails: list[OutboundEmail]) -> int:
+    """Record "sent" for emails SMTP accepted, conditional on our claim (one round trip); how many."""
+    if not emails:
+        return 0
+    now = utcnow()
+    OutboundEmail._get_collection().bulk_write(
+        [
+            UpdateOne(
+                {"_id": email.id, "claimed_by": email.claimed_by},
+                {
+                    "$set": {"state": "sent", "sent_at": now},
+                    "$unset": {"claimed_by": "", "lease_until": "", "last_error": ""},
+                },
+            )
+            for email in emails
+        ],
+        ordered=False,
+    )
+    for email in emails:
+        email.state = "sent"
+        logger.info("sent %s for #%s (attempt %s)", email.kind, email.ticket_number, email.attempts)
+    return len(emails)
 
 
 def _failed(email: OutboundEmail, settings: Settings, error: str) -> None:
     final = email.attempts >= settings.outbox_max_attempts
     delay = min(MAX_BACKOFF, settings.outbox_backoff_seconds * 2 ** max(0, email.attempts - 1))
-    OutboundEmail.objects(id=email.id).update_one(
-        set__state="failed" if final else "queued",
-        set__last_error=error[:1000],
-        set__next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
-        unset__lease_until=True,
+    finish(
+        OutboundEmail,
+        email.id,
+        email.claimed_by,
+        set_fields={
+            "state": "failed" if final else "queued",
+            "last_error": error[:1000],
+            "next_attempt_at": utcnow() + dt.timedelta(seconds=delay),
+        },
     )
     email.state = "failed" if final else "queued"
     log = logger.error if final else logger.warning
@@ -215,8 +164,13 @@ def _failed(email: OutboundEmail, settings: Settings, error: str) -> None:
 
 
 def _release(email: OutboundEmail) -> None:
-    """Undo a claim that was never tried (the attempt number stays used; the count is informational)."""
-    OutboundEmail.objects(id=email.id).update_one(set__state="queued", unset__lease_until=True)
+    """Give back a claim that was never tried (its attempt is not counted)."""
+    finish(
+        OutboundEmail,
+        email.id,
+        email.claimed_by,
+        set_fields={"state": "queued", "attempts": max(0, email.attempts - 1)},
+    )
     email.state = "queued"
 
 
@@ -253,11 +207,7 @@ def _mail_app(settings: Settings) -> tuple[Flask, Mail]:
 def deliver_claimed(emails: list[OutboundEmail], settings: Settings) -> int:
     """Send emails that this process stored already claimed (fresh acknowledgements) at once.
 
-    A batch records success as sent markers only (inserts; on FerretDB every update scans its
-    collection); the outbox job folds them into `state` (`reconcile_sent`), and no claim ever
-    resends an email that has a marker.
+    One claimed by another (crashed) process is left to the outbox job, which takes it once that lease expires.
     """
-    emails = [email for email in emails if email.state == "sending"]
-    if not emails:
-        return 0
-    return _send_claimed(emails, settings, defer_state=len(emails) > 1)
+    emails = [email for email in emails if email.state == "sending" and email.claimed_by == SENDER_ID]
+    return _send_claimed(emails, settings) if emails else 0

@@ -1,4 +1,4 @@
-"""APScheduler 3.x jobs of the daemon: mailbox, outbox, triage, SLA, retrain, and pruning the change journal.
+"""APScheduler 3.x jobs of the daemon: mailbox, outbox, triage, SLA, quarantine re-ingest requests, retrain.
 
 Explicit job ids, `replace_existing`, `coalesce`, one running instance per job, an error listener.
 SIGTERM sets the stop event: the mailbox loop finishes the message in hand, then the scheduler stops.
@@ -19,9 +19,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from config import Settings
+from daemon.ingest import reingest_requested
 from daemon.outbox import send_due
 from daemon.poller import poll_once, run_mailbox_loop
-from models import connect_db, ensure_all_indexes, journal
+from models import connect_db, ensure_all_indexes
 
 logger = logging.getLogger(__name__)
 _triage_warned = False
@@ -55,6 +56,7 @@ def run_once(settings: Settings) -> dict[str, object]:
     result = poll_once(settings)
     summary["mailbox"] = dict(result.outcomes) if result.lease_held else "lease held by another instance"
     summary["outbox"] = send_due(settings, limit=1000)
+    summary["quarantine-reingest"] = reingest_requested(settings)
     for name in ("triage_job", "sla_job"):
         try:
             _triage_call(name, settings)()
@@ -73,13 +75,23 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BackgroundSche
     )
     # the mailbox job is one long-running loop (IDLE, reconnects, lease) until `stop` is set
     scheduler.add_job(run_mailbox_loop, "date", args=[settings, stop], id="mailbox", replace_existing=True)
-    scheduler.add_job(send_due, "interval", seconds=2, args=[settings], id="outbox", replace_existing=True)
-    scheduler.add_job(_triage_call("triage_job", settings), "interval", seconds=2, id="triage", replace_existing=True)
+    scheduler.add_job(
+        send_due,
+        "interval",
+        seconds=settings.outbox_interval_seconds,
+        args=[settings],
+        id="outbox",
+        replace_existing=True,
+    )
+    # an idle pass is two indexed claims that find nothing: cheap enough to look every second
+    scheduler.add_job(_triage_call("triage_job", settings), "interval", seconds=1, id="triage", replace_existing=True)
     scheduler.add_job(_triage_call("sla_job", settings), "interval", seconds=60, id="sla", replace_existing=True)
     scheduler.add_job(
         _triage_call("retrain_job", settings), "cron", hour=3, minute=17, id="retrain", replace_existing=True
     )
-    scheduler.add_job(journal.prune, "cron", hour=3, minute=47, id="journal-prune", replace_existing=True)
+    scheduler.add_job(
+        reingest_requested, "interval", seconds=5, args=[settings], id="quarantine-reingest", replace_existing=True
+    )
 
     def on_error(event: JobExecutionEvent) -> None:
         logger.error("job %s failed: %r", event.job_id, event.exception)
@@ -102,7 +114,7 @@ def run_daemon(settings: Settings, *, once: bool = False) -> int:
     scheduler.start()
     now = dt.datetime.now(dt.UTC)
     for job in scheduler.get_jobs():  # interval jobs start at once rather than one interval from now
-        if job.id not in ("retrain", "mailbox", "journal-prune"):
+        if job.id not in ("retrain", "mailbox"):
             job.modify(next_run_time=now)
     logger.info("daemon running (jobs: %s)", ", ".join(job.id for job in scheduler.get_jobs()))
     stop.wait()

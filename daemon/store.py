@@ -2,17 +2,20 @@
 
 Every write is ordered so that a crash midway can be retried: unique keys (ticket number, source
 Message-ID, thread-entry Message-ID, user email) turn a repeated insert into "already there".
+Single-message and batch intake build their documents with the same functions; a batch inserts them in bulk.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from mongoengine import NotUniqueError
+from mongoengine import Document, NotUniqueError
+from pymongo.errors import BulkWriteError
 
 from config import Settings
 from daemon.parse import ParsedEmail
-from models import AttachmentRef, Ticket, TicketMessage, User, ticket_index, utcnow
+from models import AttachmentRef, Ticket, TicketMessage, User, next_ticket_numbers, utcnow
 from models.tickets import sla_due
 
 logger = logging.getLogger(__name__)
@@ -20,14 +23,57 @@ REOPENABLE = ("resolved", "closed")
 
 
 def get_or_create_requester(address: str, name: str) -> User:
-    """The requester's user (role "user"), created on first contact. Insert first: only `_id` reads are fast."""
+    """The requester's user (role "user"), created on first contact."""
+    user = User.by_email(address)
+    if user is not None:
+        return user
     try:
         return User(email=address, name=name[:200], role="user").save(force_insert=True)
-    except NotUniqueError:
-        user = User.by_email(address, scan_if_unknown=True)
+    except NotUniqueError:  # created meanwhile by another ingester
+        user = User.by_email(address)
         if user is None:  # pragma: no cover - the unique index said it exists
             raise
         return user
+
+
+def requester_ids(emails: list[ParsedEmail]) -> dict[str, Any]:
+    """address -> user id for the senders of `emails`, creating users on first contact (one query, one insert)."""
+    names: dict[str, str] = {}
+    for email in emails:
+        names.setdefault(email.from_address, email.from_name)
+    ids = {
+        doc["email"]: doc["_id"] for doc in User._get_collection().find({"email": {"$in": list(names)}}, {"email": 1})
+    }
+    new = [User(email=address, name=name[:200], role="user") for address, name in names.items() if address not in ids]
+    inserted, failed = insert_documents(User, new)
+    ids.update({user.email: user.id for user in inserted})
+    for user in failed:  # created meanwhile by another ingester
+        known = User.by_email(user.email)
+        if known is not None:
+            ids[known.email] = known.id
+    return ids
+
+
+def insert_documents(document: type[Document], items: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Validate and insert documents in one unordered bulk insert; (inserted, rejected by a unique key)."""
+    if not items:
+        return [], []
+    for item in items:
+        item.validate()
+    raw = [item.to_mongo().to_dict() for item in items]
+    failed: set[int] = set()
+    try:
+        document._get_collection().insert_many(raw, ordered=False)
+    except BulkWriteError as exc:
+        failed = {error["index"] for error in exc.details.get("writeErrors", [])}
+    inserted, rejected = [], []
+    for index, (item, son) in enumerate(zip(items, raw, strict=True)):
+        if index in failed:
+            rejected.append(item)
+        else:
+            item.pk = son["_id"]
+            inserted.append(item)
+    return inserted, rejected
 
 
 def participants_of(parsed: ParsedEmail, settings: Settings) -> list[str]:
@@ -54,12 +100,8 @@ def store_attachments(parsed: ParsedEmail, settings: Settings) -> list[Attachmen
     return refs
 
 
-def create_ticket(parsed: ParsedEmail, settings: Settings, number: int, requester: User) -> tuple[Ticket, bool]:
-    """Insert ticket `number` with this email as its first thread entry; (ticket, False).
-
-    When a crashed earlier attempt already created the ticket for this email: (that ticket, True),
-    and `number` stays unused.
-    """
+def build_ticket(parsed: ParsedEmail, settings: Settings, number: int, requester: Any) -> Ticket:
+    """The unsaved ticket `number` opened by this email (`requester`: a User or its id)."""
     now = utcnow()
     ticket = Ticket(
         number=number,
@@ -74,6 +116,16 @@ def create_ticket(parsed: ParsedEmail, settings: Settings, number: int, requeste
         message_count=1,
     )
     ticket.sla_due_at = sla_due(now, ticket.priority, settings.sla_hours)
+    return ticket
+
+
+def create_ticket(parsed: ParsedEmail, settings: Settings, number: int, requester: User) -> tuple[Ticket, bool]:
+    """Insert ticket `number` with this email as its first thread entry; (ticket, False).
+
+    When a crashed earlier attempt already created the ticket for this email: (that ticket, True),
+    and `number` stays unused.
+    """
+    ticket = build_ticket(parsed, settings, number, requester)
     try:
         ticket.save(force_insert=True)
     except NotUniqueError:
@@ -85,6 +137,27 @@ def create_ticket(parsed: ParsedEmail, settings: Settings, number: int, requeste
         return existing, True
     _insert_entry(ticket, parsed, settings, kind="inbound", public=True, author=requester)
     return ticket, False
+
+
+def create_tickets(emails: list[ParsedEmail], settings: Settings) -> list[Ticket | None]:
+    """New tickets for emails that open one, with bulk inserts; None where this email's ticket already exists
+    (a retry after a crash: the caller finishes it with `create_ticket`)."""
+    requesters = requester_ids(emails)
+    numbers = next_ticket_numbers(len(emails))
+    tickets = [
+        build_ticket(email, settings, number, requesters[email.from_address])
+        for email, number in zip(emails, numbers, strict=True)
+    ]
+    inserted, _ = insert_documents(Ticket, tickets)
+    created = {id(ticket) for ticket in inserted}
+    results = [ticket if id(ticket) in created else None for ticket in tickets]
+    entries = [  # the author by id: no dereference query per entry
+        build_entry(ticket, email, settings, kind="inbound", public=True, author=requesters[email.from_address])
+        for email, ticket in zip(emails, results, strict=True)
+        if ticket is not None
+    ]
+    insert_documents(TicketMessage, entries)  # an entry already there (a retry) is as good
+    return results
 
 
 def append_message(
@@ -106,9 +179,10 @@ def append_message(
     return True
 
 
-def _insert_entry(
-    ticket: Ticket, parsed: ParsedEmail, settings: Settings, *, kind: str, public: bool, author: User | None
-) -> bool:
+def build_entry(
+    ticket: Ticket, parsed: ParsedEmail, settings: Settings, *, kind: str, public: bool, author: Any
+) -> TicketMessage:
+    """The unsaved thread entry for this email (its attachments are stored in GridFS now)."""
     entry = TicketMessage(
         ticket=ticket,
         ticket_number=ticket.number,
@@ -130,6 +204,13 @@ def _insert_entry(
         auto_submitted=parsed.auto_submitted,
     )
     entry.attachments = store_attachments(parsed, settings)
+    return entry
+
+
+def _insert_entry(
+    ticket: Ticket, parsed: ParsedEmail, settings: Settings, *, kind: str, public: bool, author: User | None
+) -> bool:
+    entry = build_entry(ticket, parsed, settings, kind=kind, public=public, author=author)
     try:
         entry.save(force_insert=True)
     except NotUniqueError:
@@ -158,9 +239,8 @@ def is_reopenable(ticket: Ticket) -> bool:
 
 
 def ticket_by_number(number: int | None) -> Ticket | None:
-    """By the process's in-memory index, then by `_id` (a query on `number` reads every ticket on FerretDB)."""
-    row = ticket_index.shared().find(number) if number else None
-    return Ticket.objects(id=row.id).first() if row is not None else None
+    """By the unique `number` index."""
+    return Ticket.objects(number=number).first() if number else None
 
 
 def ticket_by_id(ticket_id: object) -> Ticket | None:

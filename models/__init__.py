@@ -3,7 +3,7 @@
 from models.audit import AuditEvent, RevokedToken, record_audit
 from models.base import connect_db, disconnect_db, ensure_all_indexes, utcnow
 from models.mail import MailboxCursor, MailboxLease, MessageLedger, QuarantinedEmail
-from models.outbox import OutboundEmail, queue_email
+from models.outbox import AckRateCounter, OutboundEmail, queue_email
 from models.taxonomy import Category, Skill
 from models.tickets import (
     PRIORITIES,
@@ -13,10 +13,12 @@ from models.tickets import (
     TicketMessage,
     TriageState,
     next_ticket_number,
+    next_ticket_numbers,
 )
 from models.users import ROLES, User, normalise_email
 
 __all__ = [
+    "AckRateCounter",
     "PRIORITIES",
     "ROLES",
     "STATUSES",
@@ -38,6 +40,7 @@ __all__ = [
     "disconnect_db",
     "ensure_all_indexes",
     "next_ticket_number",
+    "next_ticket_numbers",
     "normalise_email",
     "queue_email",
     "record_audit",

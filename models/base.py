@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import mongoengine
-from bson.regex import Regex
-from mongoengine import fields as mongo_fields
+from pymongo.errors import DuplicateKeyError, OperationFailure
 from pymongo.uri_parser import parse_uri
 
-_original_prepare_query_value = mongo_fields.StringField.prepare_query_value
-
-
-def _portable_regex(self: mongo_fields.StringField, op: str, value: object) -> object:
-    """mongoengine sends `icontains` & co. as compiled patterns, which pymongo encodes with flags "iu";
-    FerretDB rejects the "u" flag (docs/db-compat.md), so send a plain BSON regex with only "i"."""
-    prepared = _original_prepare_query_value(self, op, value)
-    if isinstance(prepared, re.Pattern):
-        return Regex(prepared.pattern, "i" if prepared.flags & re.IGNORECASE else "")
-    return prepared
-
-
-mongo_fields.StringField.prepare_query_value = _portable_regex  # type: ignore[method-assign]
+T = TypeVar("T")
+CONFLICT_RETRIES = 8
 
 
 def utcnow() -> dt.datetime:
@@ -42,8 +32,30 @@ def disconnect_db() -> None:
     mongoengine.disconnect()
 
 
+def is_write_conflict(exc: BaseException) -> bool:
+    """A lost race on a unique key: DuplicateKeyError, or PostgreSQL's "deadlock detected" on DocumentDB."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    return isinstance(exc, OperationFailure) and "deadlock" in str(exc).lower()
+
+
+def retry_on_conflict(operation: Callable[[], T], attempts: int = CONFLICT_RETRIES) -> T:
+    """Run `operation`, again after a lost unique-key race (e.g. two first upserts of one counter)."""
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except (DuplicateKeyError, OperationFailure) as exc:
+            if not is_write_conflict(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def ensure_all_indexes() -> None:
-    """Create every index declared in `meta` (idempotent; run at start-up by both entry points)."""
+    """Create every index declared in `meta` and the ticket-number counter (idempotent; run at start-up).
+
+    Reads no collection in full: start-up time does not grow with the number of tickets.
+    """
     from models import (
         AuditEvent,
         Category,
@@ -58,6 +70,8 @@ def ensure_all_indexes() -> None:
         TicketMessage,
         User,
     )
+    from models.outbox import AckRateCounter
+    from models.tickets import ensure_ticket_counter
 
     for document in (
         User,
@@ -70,15 +84,14 @@ def ensure_all_indexes() -> None:
         MailboxLease,
         QuarantinedEmail,
         OutboundEmail,
+        AckRateCounter,
         AuditEvent,
         RevokedToken,
     ):
         document.ensure_indexes()
-    # Revoked tokens are keyed by their jti since the `_id`-only lookups of FerretDB; an older database
-    # still has the unique index on the former `jti` field, which every new (field-less) row would break.
+    # An older database has a unique index on RevokedToken's former `jti` field, which every new
+    # (field-less) row would break.
     revoked = RevokedToken._get_collection()
     if "jti_1" in revoked.index_information():
         revoked.drop_index("jti_1")
-    from models.users import remember_all_keys
-
-    remember_all_keys()
+    ensure_ticket_counter()

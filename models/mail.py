@@ -15,7 +15,7 @@ class MessageLedger(Document):
     """Every Message-ID we have processed or sent, and the ticket it belongs to.
 
     The unique index makes ingestion idempotent and lets replies thread by In-Reply-To/References.
-    `_id` is a hash of the Message-ID: lookups by `_id` are the only indexed reads on FerretDB.
+    `_id` is a hash of the Message-ID (fixed length, whatever the header holds).
     """
 
     key = StringField(primary_key=True)
@@ -58,19 +58,13 @@ class MailboxCursor(Document):
 
 
 class MailboxLease(Document):
-    """Only the holder of an unexpired lease reads a mailbox; other daemon instances wait.
+    """Only the holder of an unexpired lease reads a mailbox; other daemon instances wait (models/claims.py)."""
 
-    One document per (mailbox, generation), `_id` = f"{name}:{generation}": taking over an expired
-    lease means inserting the next generation, which the unique `_id` lets only one instance do.
-    """
+    name = StringField(primary_key=True)
+    claimed_by = StringField()
+    lease_until = DateTimeField()
 
-    key = StringField(primary_key=True)
-    name = StringField(required=True)
-    generation = IntField(required=True)
-    holder = StringField(required=True)
-    expires_at = DateTimeField(required=True)
-
-    meta = {"collection": "mailbox_leases", "indexes": [("name", "-generation")]}
+    meta = {"collection": "mailbox_lease"}
 
 
 class QuarantinedEmail(Document):
@@ -85,7 +79,10 @@ class QuarantinedEmail(Document):
     mailbox = StringField(default="")
     uid = IntField()
     received_at = DateTimeField(default=utcnow)
+    reingest_requested_at = DateTimeField()  # set by the web panel; the daemon's job re-ingests and clears it
     reingested_at = DateTimeField()
     reingest_result = StringField()
+    claimed_by = StringField()  # the daemon re-ingesting it (models/claims.py)
+    lease_until = DateTimeField()
 
-    meta = {"collection": "quarantine", "indexes": ["-received_at", "message_id"]}
+    meta = {"collection": "quarantine", "indexes": ["-received_at", "message_id", "reingest_requested_at"]}

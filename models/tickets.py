@@ -8,6 +8,7 @@ from mongoengine import (
     BooleanField,
     DateTimeField,
     DictField,
+    Document,
     EmbeddedDocument,
     EmbeddedDocumentField,
     EmbeddedDocumentListField,
@@ -17,10 +18,10 @@ from mongoengine import (
     ReferenceField,
     StringField,
 )
-from pymongo.errors import DuplicateKeyError
+from pymongo import ReturnDocument
 
-from models.base import utcnow
-from models.journal import Journaled
+from models.base import retry_on_conflict, utcnow
+from models.claims import LeaseFields
 from models.users import User
 
 STATUSES = ("new", "open", "pending", "escalated", "resolved", "closed")
@@ -28,6 +29,10 @@ OPEN_STATUSES = ("new", "open", "pending", "escalated")
 PRIORITIES = ("low", "medium", "high", "urgent")
 TRIAGE_STATES = ("pending", "running", "done", "review", "failed")
 MESSAGE_KINDS = ("inbound", "outbound", "note", "event")
+COUNTERS = "counters"  # `_id` "ticket_number" -> {"value": the last number handed out}
+TICKET_COUNTER = "ticket_number"
+TRIAGE_LEASE = LeaseFields(owner="triage.claimed_by", until="triage.lease_until")
+SLA_LEASE = LeaseFields(owner="sla_claimed_by", until="sla_lease_until")
 
 
 class TriageState(EmbeddedDocument):
@@ -47,7 +52,7 @@ class TriageState(EmbeddedDocument):
     started_at = DateTimeField()
     completed_at = DateTimeField()
     human_fields = ListField(StringField())  # fields a human set: training labels for the offline model
-    generation = IntField(default=0)  # bumped by a re-triage request; part of the unique claim id
+    generation = IntField(default=0)  # bumped by a re-triage request: a worker of an older one loses its claim
     injection_signals = ListField(StringField())  # which instruction-like patterns the email matched
 
 
@@ -61,7 +66,7 @@ class AttachmentRef(EmbeddedDocument):
     skipped_reason = StringField()  # set when not stored (e.g. over the size limit)
 
 
-class Ticket(Journaled):
+class Ticket(Document):
     number = IntField(required=True, unique=True)
     subject = StringField(default="", max_length=998)
     status = StringField(choices=STATUSES, default="new")
@@ -94,6 +99,8 @@ class Ticket(Journaled):
     sla_due_at = DateTimeField()
     sla_breached = BooleanField(default=False)
     resolved_at = DateTimeField()
+    sla_claimed_by = StringField()  # the SLA job escalating it (models/claims.py)
+    sla_lease_until = DateTimeField()
 
     meta = {
         "collection": "tickets",
@@ -103,8 +110,11 @@ class Ticket(Journaled):
             ("assignee", "status"),
             ("requester", "-created_at"),
             ("triage.state", "triage.next_attempt_at"),
+            ("triage.state", "triage.lease_until"),
             ("status", "sla_due_at"),
+            ("status", "-updated_at"),
             "required_skills",
+            "triage.human_fields",  # the offline model's training set (moderators' corrections)
             "category",
             "priority",
         ],
@@ -118,10 +128,8 @@ class Ticket(Journaled):
         return f"#{self.number} {self.subject}"
 
 
-class TicketMessage(Journaled):
+class TicketMessage(Document):
     """One entry in a ticket's thread: an email in or out, an internal note, or an event."""
-
-    journal_field = "m"
 
     ticket = ReferenceField(Ticket, required=True)
     ticket_number = IntField(required=True)
@@ -148,27 +156,30 @@ class TicketMessage(Journaled):
 
 
 def next_ticket_number() -> int:
-    """Allocate the next human ticket number (1, 2, 3, ...), distinct even under concurrency.
+    """Allocate the next human ticket number (1, 2, 3, ...): an atomic `$inc` on the counter document."""
+    return next_ticket_numbers(1)[0]
 
-    FerretDB's findAndModify `$inc` is not atomic (two callers can read the same value; see
-    docs/db-compat.md), so the number is claimed by inserting it as an `_id`, which the storage
-    enforces as unique; a counter document is only a hint where to start.
-    """
-    database = Ticket._get_db()
-    claims, counters = database["ticket_number_claims"], database["counters"]
-    hint = counters.find_one({"_id": "ticket_number"}) or {}
-    candidate = int(hint.get("value", 0)) + 1
-    while True:
-        try:
-            claims.insert_one({"_id": candidate, "at": utcnow()})
-            break
-        except DuplicateKeyError:
-            candidate += 1
-    try:
-        counters.update_one({"_id": "ticket_number"}, {"$max": {"value": candidate}}, upsert=True)
-    except DuplicateKeyError:  # a concurrent first upsert won; the hint is advisory anyway
-        pass
-    return candidate
+
+def next_ticket_numbers(count: int) -> list[int]:
+    """`count` consecutive new ticket numbers from one `$inc` (bulk intake)."""
+    if count <= 0:
+        return []
+    counters = Ticket._get_db()[COUNTERS]
+    found = retry_on_conflict(
+        lambda: counters.find_one_and_update(
+            {"_id": TICKET_COUNTER}, {"$inc": {"value": count}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+    )
+    last = int(found["value"])
+    return list(range(last - count + 1, last + 1))
+
+
+def ensure_ticket_counter() -> None:
+    """Create the counter (start-up), never below the highest ticket number in use (one indexed read)."""
+    highest = Ticket.objects(number__gt=0).order_by("-number").only("number").first()
+    value = highest.number if highest is not None else 0
+    counters = Ticket._get_db()[COUNTERS]
+    retry_on_conflict(lambda: counters.update_one({"_id": TICKET_COUNTER}, {"$max": {"value": value}}, upsert=True))
 
 
 def sla_due(created_at: dt.datetime, priority: str, sla_hours: dict[str, float]) -> dt.datetime:

@@ -137,23 +137,26 @@ def test_mailbox_loop_records_a_refused_login_as_the_poll_error(settings: Settin
     assert cursor.last_poll_at is None
 
 
-def test_flask_cli_ingests_a_file_and_reingests_quarantine(
+def test_run_daemon_ingests_a_file_and_reingests_quarantine(
     settings: Settings, mail: MailStack, tmp_path: pathlib.Path
 ) -> None:
-    from webadmin import create_app
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "run_daemon.py", "--log-level", "WARNING", *args]
+        return subprocess.run(command, cwd=ROOT, env=_env(settings), capture_output=True, text=True, timeout=120)
 
-    app = create_app(settings)
-    runner = app.test_cli_runner()
     good, bad = tmp_path / "good.eml", tmp_path / "bad.eml"
     good.write_bytes(raw_email(subject="From the CLI"))
     bad.write_bytes(b"Subject: nobody\r\n\r\nx\r\n")
-    result = runner.invoke(args=["mail", "ingest", str(good)])
-    assert result.exit_code == 0 and result.output.startswith("created #")
-    result = runner.invoke(args=["mail", "ingest", str(bad)])
-    assert result.output.startswith("quarantined: no sender")
+    result = run("ingest", str(good))
+    assert result.returncode == 0 and result.stdout.startswith("created #"), result.stderr
+    assert mail.wait_for_sink(1)[0]["Subject"].endswith("From the CLI")
+    result = run("ingest", str(bad))
+    assert result.stdout.startswith("quarantined: no sender")
     record = QuarantinedEmail.objects.get()
-    result = runner.invoke(args=["mail", "quarantine-reingest", str(record.id)])
-    assert result.exit_code == 0 and result.output.startswith("quarantined: no sender")
+    result = run("quarantine-reingest", str(record.id))
+    assert result.returncode == 0 and result.stdout.startswith("quarantined: no sender")
     assert QuarantinedEmail.objects.count() == 1 and QuarantinedEmail.objects.get().reingested_at
-    result = runner.invoke(args=["mail", "quarantine-reingest", "nope"])
-    assert result.exit_code != 0 and "no quarantined email" in result.output
+    result = run("quarantine-reingest", "nope")
+    assert result.returncode == 1 and "no quarantined email" in result.stderr
+    result = run("ingest", str(tmp_path / "missing.eml"))
+    assert result.returncode == 2 and "no such file" in result.stderr

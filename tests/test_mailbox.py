@@ -7,6 +7,7 @@ import datetime as dt
 import pathlib
 import subprocess
 import threading
+import time
 
 import pytest
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -14,7 +15,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from config import Settings
 from daemon.lease import Lease
 from daemon.mailbox import INGESTED_KEYWORD, MAX_ERROR_LENGTH, Mailbox, connect, poll_error_text
-from daemon.outbox import reconcile_sent, send_due
+from daemon.outbox import send_due
 from daemon.poller import poll_once
 from models import MailboxCursor, MessageLedger, OutboundEmail, QuarantinedEmail, Ticket, utcnow
 from tests.conftest import make_settings
@@ -41,12 +42,11 @@ def test_every_corpus_email_ends_somewhere_and_a_second_pass_creates_nothing(
     # same Message-ID and same content (CRLF/LF copies of one fixture) only; reused IDs with new content are kept
     assert first.outcomes["Duplicate"] < len(files) / 10
     acks = OutboundEmail.objects(kind="ack").count()
-    assert len(mail.wait_for_sink(acks)) == acks > 0  # sent at once; their `state` is folded in by the outbox job
-    OutboundEmail.objects.update(set__lease_until=utcnow())  # as if their sender had died: claims expired
-    assert send_due(settings, limit=1000) == 0  # the sent markers keep every one from going out twice
-    while reconcile_sent():
-        pass
-    assert OutboundEmail.objects(state="sent").count() == acks and len(mail.sink_messages()) == acks
+    assert len(mail.wait_for_sink(acks)) == acks > 0  # sent at once, and recorded "sent" as each went out
+    assert OutboundEmail.objects(state="sent").count() == acks
+    OutboundEmail.objects.update(set__lease_until=utcnow())  # even with every lease expired: nothing twice
+    assert send_due(settings, limit=1000) == 0
+    assert len(mail.sink_messages()) == acks
     assert QuarantinedEmail.objects.count() == first.outcomes["Quarantined"] > 0
     assert all(q.reason for q in QuarantinedEmail.objects)
     assert first.outcomes["Ignored"] + first.outcomes["Threaded"] >= 40  # bounces and auto-replies in the corpus
@@ -107,11 +107,20 @@ def test_only_one_instance_holds_the_lease(settings: Settings) -> None:
     for thread in threads:
         thread.join()
     assert results.count(True) == 1
-    holder = next(lease for lease in leases if lease.generation is not None)
+    holder = next(lease for lease in leases if lease.held)
     assert holder.acquire() and not leases[0 if holder is not leases[0] else 1].acquire()
     holder.release()  # a clean stop hands over at once
     successor = leases[0 if holder is not leases[0] else 1]
     assert successor.acquire() and not holder.acquire()
+
+
+def test_expired_mailbox_lease_is_taken_over_and_its_old_holder_knows(settings: Settings) -> None:
+    crashed, standby = Lease("lapsed-mailbox", "crashed", 1), Lease("lapsed-mailbox", "standby", 60)
+    assert crashed.acquire() and not standby.acquire()
+    time.sleep(1.1)  # the holder died: it never renewed
+    assert standby.acquire()
+    assert not crashed.renew_if_due() and not crashed.acquire()  # a late renewal does not steal it back
+    assert standby.acquire()
 
 
 def test_concurrent_pollers_ingest_each_message_once(settings: Settings, mail: MailStack) -> None:
@@ -172,3 +181,15 @@ def test_poll_error_text_is_one_short_line_without_the_password() -> None:
     assert poll_error_text(TimeoutError(), at) == "2025-03-01T12:30:05Z TimeoutError"
     long = poll_error_text(OSError("x" * 1000), at)
     assert len(long) == MAX_ERROR_LENGTH and long.endswith("…")
+
+
+def test_batch_intake_keeps_the_hourly_acknowledgement_limit_per_sender(db: str, mail: MailStack) -> None:
+    settings = make_settings(db, mail, ack_limit_per_hour=2)
+    for i in range(4):
+        mail.deliver(raw_email(subject=f"burst {i}"))
+    mail.deliver(raw_email(subject="someone else", sender="Bo <bo@example.test>"))
+    result = poll_once(settings)
+    assert result.outcomes["Created"] == 5 and Ticket.objects.count() == 5
+    acks = OutboundEmail.objects(kind="ack")
+    assert sorted(a.to[0] for a in acks) == ["bo@example.test", "customer@example.test", "customer@example.test"]
+    assert len(mail.wait_for_sink(3)) == 3

@@ -23,20 +23,22 @@ MAX_TICKETS_PER_PASS = 500
 
 def triage_job(settings: Settings) -> None:
     """One pass: claim due tickets in batches until none are left (bounded), triage, route, notify."""
-    taxonomy = load_taxonomy()
-    provider = build_provider(settings)
     worker = worker_id()
     threads = max(1, settings.gemini_concurrency)  # database round trips overlap even for the offline model
+    tickets = claim_due(worker, limit=max(BATCH_SIZE, threads))
+    if not tickets:  # the common idle pass: two indexed claims that found nothing
+        return
+    taxonomy = load_taxonomy()
+    provider = build_provider(settings)
     done = 0
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="triage") as pool:
-        while done < MAX_TICKETS_PER_PASS:
-            tickets = claim_due(worker, limit=max(BATCH_SIZE, threads))
-            if not tickets:
-                break
+        while tickets:
             list(pool.map(lambda t: process_ticket(t, worker, provider, taxonomy, settings), tickets))
             done += len(tickets)
-    if done:
-        logger.info("triage pass handled %s tickets", done)
+            if done >= MAX_TICKETS_PER_PASS:
+                break
+            tickets = claim_due(worker, limit=max(BATCH_SIZE, threads))
+    logger.info("triage pass handled %s tickets", done)
 
 
 def process_ticket(ticket: Ticket, worker: str, provider, taxonomy: Taxonomy, settings: Settings) -> None:

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from config import Settings, load_settings
-from models import Category, Skill, Ticket, User, queue_email, record_audit, ticket_index, utcnow
+from models import Category, Skill, Ticket, User, queue_email, record_audit, utcnow
 from models.tickets import OPEN_STATUSES
 from models.users import staff_members
 
@@ -35,8 +35,8 @@ def _settings(settings: Settings | None) -> Settings:
 
 
 def open_ticket_count(user: User) -> int:
-    """From the process's in-memory ticket index: a count query reads every ticket on FerretDB."""
-    return sum(1 for row in ticket_index.shared().rows() if row.assignee_id == user.id and row.status in OPEN_STATUSES)
+    """Open tickets assigned to `user`: a count on the (assignee, status) index."""
+    return Ticket.objects(assignee=user.id, status__in=OPEN_STATUSES).count()
 
 
 def _plural(count: int) -> str:

@@ -88,7 +88,7 @@ def guard_result(
 
 def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worker: str, settings: Settings) -> bool:
     """Write the result (sparing fields a human set); False if the claim was lost meanwhile."""
-    from triage.queue import still_owned
+    from triage.queue import complete
 
     human = set(ticket.triage.human_fields or [])
     low = sorted(
@@ -104,32 +104,30 @@ def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worke
     if low:
         reasons.append("low confidence: " + ", ".join(low))
     now = utcnow()
-    changes = {
-        "set__language": result.language or ticket.language,
-        "set__summary": result.summary[:1000],
-        "set__helpful_notes": result.helpful_notes[:4000],
-        "set__updated_at": now,
-        "set__triage__state": "review" if reasons else "done",
-        "set__triage__provider": result.provider,
-        "set__triage__confidence": {k: round(float(v), 3) for k, v in result.confidence.items()},
-        "set__triage__injection_suspected": result.injection_suspected,
-        "set__triage__injection_signals": signals,
-        "set__triage__review_reason": "; ".join(reasons) or None,
-        "set__triage__tokens_used": (ticket.triage.tokens_used or 0) + result.tokens_used,
-        "set__triage__completed_at": now,
-        "set__triage__lease_until": None,
-        "set__triage__last_error": None,
+    changes: dict[str, object] = {
+        "language": result.language or ticket.language,
+        "summary": result.summary[:1000],
+        "helpful_notes": result.helpful_notes[:4000],
+        "updated_at": now,
+        "triage.state": "review" if reasons else "done",
+        "triage.provider": result.provider,
+        "triage.confidence": {k: round(float(v), 3) for k, v in result.confidence.items()},
+        "triage.injection_suspected": result.injection_suspected,
+        "triage.injection_signals": signals,
+        "triage.review_reason": "; ".join(reasons) or None,
+        "triage.tokens_used": (ticket.triage.tokens_used or 0) + result.tokens_used,
+        "triage.completed_at": now,
+        "triage.last_error": None,
     }
     if "category" not in human:
-        changes["set__category"] = result.category or None
+        changes["category"] = result.category or None
     if "priority" not in human:
-        changes["set__priority"] = result.priority
-        changes["set__sla_due_at"] = sla_due(ticket.created_at or now, result.priority, settings.sla_hours)
+        changes["priority"] = result.priority
+        changes["sla_due_at"] = sla_due(ticket.created_at or now, result.priority, settings.sla_hours)
     if "required_skills" not in human:
-        changes["set__required_skills"] = result.required_skills
-    if not still_owned(ticket, worker):
+        changes["required_skills"] = result.required_skills
+    if not complete(ticket, worker, changes):  # conditional on still holding the claim
         logger.warning("ticket #%s: lost its triage claim; result discarded", ticket.number)
         return False
-    Ticket.objects(id=ticket.id).update(**changes)
     ticket.reload()
     return True

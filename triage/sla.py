@@ -5,57 +5,66 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from pymongo.errors import DuplicateKeyError
-
 from config import Settings
-from models import Ticket, ticket_index, utcnow
-from models.tickets import OPEN_STATUSES, sla_due
+from models import Ticket, utcnow
+from models.claims import claim, finish, make_owner_id
+from models.tickets import OPEN_STATUSES, SLA_LEASE, sla_due
 from triage.routing import escalate_ticket
 
 logger = logging.getLogger(__name__)
-CLAIMS_COLLECTION = "sla_claims"
+CLAIM_SECONDS = 300
+MAX_PER_PASS = 500
+
+
+def overdue_filter(now: dt.datetime) -> dict:
+    """Open, past its deadline, unanswered and not escalated for it yet: served by the (status, sla_due_at) index."""
+    return {
+        "status": {"$in": list(OPEN_STATUSES)},
+        "sla_due_at": {"$lt": now},
+        "first_response_at": None,
+        "sla_breached": {"$ne": True},
+    }
 
 
 def escalate_overdue(settings: Settings, now: dt.datetime | None = None) -> int:
-    """Set missing deadlines, then escalate each overdue unanswered ticket once; returns how many."""
+    """Set missing deadlines, then escalate each overdue unanswered ticket once; returns how many.
+
+    Each ticket is claimed (models/claims.py) before it is escalated, so two daemons never both escalate it;
+    a crash mid-escalation leaves the claim to expire and the next pass retries.
+    """
     now = now or utcnow()
-    # Candidates from the in-memory ticket index (a query here reads every ticket on FerretDB), each
-    # checked again on its document.
-    unanswered = [
-        row.id
-        for row in ticket_index.shared().rows()
-        if row.status in OPEN_STATUSES and row.first_response_at is None and not row.sla_breached
-    ]
-    overdue = []
-    for ticket_id in unanswered:
-        ticket = Ticket.objects(id=ticket_id).first()
-        if ticket is None or ticket.status not in OPEN_STATUSES or ticket.first_response_at or ticket.sla_breached:
-            continue
-        if ticket.sla_due_at is None:
-            ticket.sla_due_at = sla_due(ticket.created_at or now, ticket.priority, settings.sla_hours)
-            Ticket.objects(id=ticket.id).update(set__sla_due_at=ticket.sla_due_at)
-        if ticket.sla_due_at < now:
-            overdue.append(ticket)
-    claims = Ticket._get_db()[CLAIMS_COLLECTION]
+    _set_missing_deadlines(settings, now)
+    owner = make_owner_id()
     escalated = 0
-    for ticket in overdue:
-        try:  # one escalation per ticket even with two daemons: the claim _id is unique
-            claims.insert_one({"_id": str(ticket.id), "at": now})
-        except DuplicateKeyError:
-            continue
+    while escalated < MAX_PER_PASS:
+        ticket = claim(Ticket, overdue_filter(now), owner, CLAIM_SECONDS, fields=SLA_LEASE, now=now)
+        if ticket is None:
+            break
         try:
             hours = settings.sla_hours.get(ticket.priority, 24.0)
-            late = now - ticket.sla_due_at
+            reason = (
+                f"no response within {hours:g} h ({ticket.priority}); overdue by {_duration(now - ticket.sla_due_at)}"
+            )
             ticket.sla_breached = True
-            reason = f"no response within {hours:g} h ({ticket.priority}); overdue by {_duration(late)}"
             escalate_ticket(ticket, reason, "system:sla", settings)
-            escalated += 1
         except Exception:  # noqa: BLE001 - release the claim so the next pass retries
             logger.exception("ticket #%s: SLA escalation failed", ticket.number)
-            claims.delete_one({"_id": str(ticket.id)})
+            finish(Ticket, ticket.id, owner, fields=SLA_LEASE, set_fields={"sla_breached": False})
+            break
+        finish(Ticket, ticket.id, owner, fields=SLA_LEASE, set_fields={"sla_breached": True})
+        escalated += 1
     if escalated:
         logger.info("SLA job escalated %s overdue tickets", escalated)
     return escalated
+
+
+def _set_missing_deadlines(settings: Settings, now: dt.datetime, limit: int = 500) -> None:
+    """Open tickets stored without a deadline (older data) get one: (status, sla_due_at) index with null."""
+    for ticket in Ticket.objects(status__in=OPEN_STATUSES, sla_due_at=None).only("id", "created_at", "priority")[
+        :limit
+    ]:
+        due = sla_due(ticket.created_at or now, ticket.priority, settings.sla_hours)
+        Ticket.objects(id=ticket.id, sla_due_at=None).update_one(set__sla_due_at=due)
 
 
 def _duration(delta: dt.timedelta) -> str:

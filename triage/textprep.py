@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from models import Ticket, TicketMessage, ticket_index
+from models import Ticket, TicketMessage
 from triage.provider import TriageInput
 
 MAX_BODY_CHARS = 6000
@@ -42,14 +42,9 @@ def guess_language(text: str) -> str:
 
 def ticket_input(ticket: Ticket) -> TriageInput:
     """The subject and the first inbound message's new text of `ticket`."""
-    message = None
-    # The thread's message ids come from the process's in-memory index: a query on `ticket` would read
-    # every message of every ticket on FerretDB.
-    for message_id in ticket_index.shared().message_ids(ticket.id):
-        candidate = TicketMessage.objects(id=message_id).only("kind", "new_text", "text").first()
-        if candidate is not None and candidate.kind == "inbound":
-            message = candidate
-            break
+    message = (  # the (ticket, created_at) index
+        TicketMessage.objects(ticket=ticket.id, kind="inbound").order_by("created_at").only("new_text", "text").first()
+    )
     body = ""
     if message is not None:
         body = message.new_text or strip_quotes(message.text or "")

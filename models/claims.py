@@ -1,0 +1,127 @@
+"""Claims with leases on work records: one atomic conditional update each (modelled on rq's started-job registry).
+
+A record is claimable when its `ready` filter matches (e.g. "pending and due") and nobody holds it, or its
+holder's lease expired (the holder died). `claim` sets owner and lease expiry in the same
+`find_one_and_update` that checks this, so two workers racing for one record never both win. Renewing,
+releasing and completing are conditional on the owner: a worker whose lease was taken over loses its write.
+The triage queue, the outbox, the SLA job, quarantine re-ingest and the mailbox lease all use it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from mongoengine import Document
+from pymongo import ReturnDocument
+
+from models.base import utcnow
+
+D = TypeVar("D", bound=Document)
+
+
+def make_owner_id() -> str:
+    """A name unique to this process and call site: host:pid:random."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class LeaseFields:
+    """Where a collection keeps its claim: the owner's id and the lease expiry (dotted paths allowed)."""
+
+    owner: str = "claimed_by"
+    until: str = "lease_until"
+
+
+TOP_LEVEL = LeaseFields()
+
+
+def free_filter(fields: LeaseFields, now: dt.datetime) -> dict[str, Any]:
+    """Nobody holds it, or its holder's lease expired."""
+    return {"$or": [{fields.owner: None}, {fields.until: {"$lt": now}}]}
+
+
+def claim(
+    document: type[D],
+    ready: Mapping[str, Any],
+    owner: str,
+    seconds: float,
+    *,
+    fields: LeaseFields = TOP_LEVEL,
+    set_fields: Mapping[str, Any] | None = None,
+    inc: Mapping[str, int] | None = None,
+    sort: Sequence[tuple[str, int]] | None = None,
+    now: dt.datetime | None = None,
+) -> D | None:
+    """Atomically take one record matching `ready` that is free; the claimed document (after the update), or None."""
+    now = now or utcnow()
+    update: dict[str, Any] = {
+        "$set": {fields.owner: owner, fields.until: now + dt.timedelta(seconds=seconds), **(set_fields or {})}
+    }
+    if inc:
+        update["$inc"] = dict(inc)
+    found = document._get_collection().find_one_and_update(
+        {**ready, **free_filter(fields, now)},
+        update,
+        sort=list(sort) if sort else None,
+        return_document=ReturnDocument.AFTER,
+    )
+    return document._from_son(found) if found is not None else None
+
+
+def claim_many(
+    document: type[D], ready: Mapping[str, Any], owner: str, seconds: float, limit: int, **kwargs: Any
+) -> list[D]:
+    """Up to `limit` records, each taken by its own atomic claim (so concurrent batches never overlap)."""
+    claimed: list[D] = []
+    while len(claimed) < limit:
+        record = claim(document, ready, owner, seconds, **kwargs)
+        if record is None:
+            break
+        claimed.append(record)
+    return claimed
+
+
+def renew(
+    document: type[Document],
+    record_id: Any,
+    owner: str,
+    seconds: float,
+    *,
+    fields: LeaseFields = TOP_LEVEL,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Extend our lease; False when it is no longer ours (expired and taken over)."""
+    until = (now or utcnow()) + dt.timedelta(seconds=seconds)
+    result = document._get_collection().update_one(
+        {"_id": record_id, fields.owner: owner}, {"$set": {fields.until: until}}
+    )
+    return result.matched_count == 1
+
+
+def finish(
+    document: type[Document],
+    record_id: Any,
+    owner: str,
+    *,
+    fields: LeaseFields = TOP_LEVEL,
+    set_fields: Mapping[str, Any] | None = None,
+    unset_fields: Sequence[str] = (),
+    match: Mapping[str, Any] | None = None,
+) -> bool:
+    """Drop our claim and write the result in one update, only while we still own it (release and complete)."""
+    update: dict[str, Any] = {"$unset": {fields.owner: "", fields.until: "", **dict.fromkeys(unset_fields, "")}}
+    if set_fields:
+        update["$set"] = dict(set_fields)
+    result = document._get_collection().update_one({"_id": record_id, fields.owner: owner, **(match or {})}, update)
+    return result.matched_count == 1
+
+
+def held_by(document: type[Document], record_id: Any, owner: str, *, fields: LeaseFields = TOP_LEVEL) -> bool:
+    """True while `owner` holds the record's claim."""
+    return document._get_collection().count_documents({"_id": record_id, fields.owner: owner}, limit=1) == 1
