@@ -9,11 +9,13 @@ from mongoengine import NotUniqueError
 from pymongo.errors import DuplicateKeyError
 
 from config import Settings
+from daemon.ack_policy import claim_overall_ack_slot, flag_for_review, sender_auth_failure
+from daemon.headers import subject_excerpt
 from daemon.outbox import was_sent
 from daemon.parse import ParsedEmail
 from models import OutboundEmail, Ticket, queue_email, utcnow
-from models.links import status_url
-from models.outbox import record_outbound
+from models.links import create_status_token, status_url
+from models.outbox import make_message_id, record_outbound
 
 logger = logging.getLogger(__name__)
 RATE_COLLECTION = "ack_rate_claims"
@@ -21,11 +23,20 @@ ACK_CLAIM_SECONDS = 120  # stored already claimed by the ingester, which sends i
 ACK_HEADERS = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}
 
 
-def ack_message_id(ticket_number: int, settings: Settings) -> str:
-    """One fixed Message-ID per ticket: the outbox's unique index then allows one acknowledgement, ever."""
-    domain = settings.support_address.rsplit("@", 1)[1]
-    salt = hashlib.sha256(f"{settings.support_address}:{ticket_number}".encode()).hexdigest()[:10]
-    return f"<ack-{ticket_number}-{salt}@{domain}>"
+def claim_ack_message_id(ticket: Ticket, settings: Settings) -> tuple[str, bool]:
+    """(the ticket's acknowledgement Message-ID, True when this call chose it).
+
+    The id is random and stored on the ticket by a conditional update that only one caller wins, so a
+    ticket has one acknowledgement, ever, and nobody can compute its id.
+    """
+    candidate = make_message_id(settings.support_address.rsplit("@", 1)[1])
+    won = Ticket.objects(id=ticket.id, ack_message_id=None).update_one(set__ack_message_id=candidate)
+    if won:
+        ticket.ack_message_id = candidate
+        return candidate, True
+    stored = Ticket.objects(id=ticket.id).only("ack_message_id").first()
+    ticket.ack_message_id = stored.ack_message_id if stored else candidate
+    return ticket.ack_message_id, False
 
 
 def why_not_acknowledge(parsed: ParsedEmail, settings: Settings) -> str:
@@ -37,7 +48,17 @@ def why_not_acknowledge(parsed: ParsedEmail, settings: Settings) -> str:
         return f"auto-submitted ({parsed.auto_reason})"
     if parsed.from_address in ours:
         return "our own address"
+    failure = sender_auth_failure(parsed, settings.authserv_id)
+    if failure:
+        return f"sender failed authentication at our server ({failure})"
     return ""
+
+
+def flag_failed_sender_authentication(ticket: Ticket, parsed: ParsedEmail, settings: Settings) -> None:
+    """Mark a new ticket for review when our receiving server saw its sender fail DMARC or SPF."""
+    failure = sender_auth_failure(parsed, settings.authserv_id)
+    if failure:
+        flag_for_review(ticket, f"sender failed {failure} ({settings.authserv_id}); not acknowledged")
 
 
 def claim_rate_slot(address: str, settings: Settings) -> bool:
@@ -64,10 +85,11 @@ def rate_slot_id(address: str, slot: int) -> str:
 
 def acknowledgement_text(ticket: Ticket, parsed: ParsedEmail, settings: Settings) -> tuple[str, str, list[str]]:
     """Subject, body and References of the acknowledgement for a new ticket."""
-    link = status_url(settings.app_url, settings.secret_key, ticket.number, ticket.requester_email)
-    subject = f"[#{ticket.number}] {_strip_reply_prefix(parsed.subject) or '(no subject)'}"[:998]
+    link = status_url(settings.app_url, create_status_token(ticket.id, ticket.number, settings.status_link_days))
+    # The sender is unverified: echo no name and only a short, link-free excerpt of their subject.
+    subject = f"[#{ticket.number}] {subject_excerpt(_strip_reply_prefix(parsed.subject)) or '(no subject)'}"
     text = (
-        f"Hello{' ' + parsed.from_name if parsed.from_name else ''},\n\n"
+        "Hello,\n\n"
         f"we received your message and opened ticket #{ticket.number} for it.\n"
         f"A member of our team will get back to you. You can follow the ticket here:\n{link}\n\n"
         f"To add information, reply to this email and keep the [#{ticket.number}] in the subject.\n\n"
@@ -88,16 +110,21 @@ def queue_acknowledgement(
     if reason:
         logger.info("no acknowledgement for #%s: %s", ticket.number, reason)
         return None
-    message_id = ack_message_id(ticket.number, settings)
-    existing = OutboundEmail.objects(message_id=message_id).first() if retry else None
-    if existing is not None:  # a retry after a crash: never a second acknowledgement
-        record_outbound(message_id, ticket.number)
-        if existing.state == "sending" and was_sent(existing):
-            existing.state = "sent"  # the crashed sender got it out (its sent marker says so)
-        return existing
+    if retry or ticket.ack_message_id:
+        message_id = ticket.ack_message_id or getattr(Ticket.objects(id=ticket.id).first(), "ack_message_id", None)
+        existing = OutboundEmail.objects(message_id=message_id).first() if message_id else None
+        if existing is not None:  # a retry after a crash: never a second acknowledgement
+            record_outbound(existing.message_id, ticket.number)
+            if existing.state == "sending" and was_sent(existing):
+                existing.state = "sent"  # the crashed sender got it out (its sent marker says so)
+            return existing
     if not claim_rate_slot(parsed.from_address, settings):
         logger.info("no acknowledgement for #%s: sender over %s per hour", ticket.number, settings.ack_limit_per_hour)
         return None
+    if not claim_overall_ack_slot(settings):
+        logger.warning("no acknowledgement for #%s: over %s per hour", ticket.number, settings.ack_limit_total_per_hour)
+        return None
+    message_id, _chosen_now = claim_ack_message_id(ticket, settings)
     subject, text, references = acknowledgement_text(ticket, parsed, settings)
     try:
         return queue_email(
@@ -113,7 +140,7 @@ def queue_acknowledgement(
             message_id=message_id,
             claim_seconds=ACK_CLAIM_SECONDS,
         )
-    except NotUniqueError:
+    except NotUniqueError:  # a concurrent or earlier attempt stored this ticket's acknowledgement already
         record_outbound(message_id, ticket.number)
         return OutboundEmail.objects(message_id=message_id).first()
 

@@ -17,14 +17,16 @@ from pymongo.errors import BulkWriteError
 
 from config import Settings
 from daemon import store
+from daemon.ack_policy import claim_overall_ack_slot
 from daemon.acknowledge import (
     ACK_CLAIM_SECONDS,
     ACK_HEADERS,
     RATE_COLLECTION,
-    ack_message_id,
     acknowledgement_text,
+    claim_ack_message_id,
     claim_rate_slot,
     rate_slot_id,
+    why_not_acknowledge,
 )
 from daemon.ingest import ingest
 from daemon.outcomes import Created, Outcome
@@ -72,6 +74,8 @@ def _plain_new(parsed: list[ParsedEmail | None], settings: Settings) -> list[int
     fast: list[int] = []
     for index, email in enumerate(parsed):
         if email is None or email.auto_submitted or email.is_bounce or email.subject_ticket_number:
+            continue
+        if why_not_acknowledge(email, settings):  # e.g. failed DMARC: the one-by-one path flags it
             continue
         key = ledger_key(email.message_id)
         if key in known or key in seen or email.from_address in ours:
@@ -231,7 +235,9 @@ def _acknowledgements(created: list[tuple[ParsedEmail, Ticket]], settings: Setti
     slots = [{"_id": rate_slot_id(e.from_address, 0), "at": utcnow()} for e, _ in created]
     failed = _insert_many(Ticket._get_db()[RATE_COLLECTION], slots)
     allowed = [
-        (e, t) for i, (e, t) in enumerate(created) if i not in failed or claim_rate_slot(e.from_address, settings)
+        (e, t)
+        for i, (e, t) in enumerate(created)
+        if (i not in failed or claim_rate_slot(e.from_address, settings)) and claim_overall_ack_slot(settings)
     ]
     lease = utcnow() + dt.timedelta(seconds=ACK_CLAIM_SECONDS)
     batch = uuid.uuid4().hex
@@ -239,7 +245,7 @@ def _acknowledgements(created: list[tuple[ParsedEmail, Ticket]], settings: Setti
     for email, ticket in allowed:
         subject, text, references = acknowledgement_text(ticket, email, settings)
         outbound = OutboundEmail(
-            message_id=ack_message_id(ticket.number, settings),
+            message_id=claim_ack_message_id(ticket, settings)[0],
             kind="ack",
             ticket_number=ticket.number,
             to=[email.from_address],

@@ -94,6 +94,9 @@ class Ticket(Journaled):
     sla_due_at = DateTimeField()
     sla_breached = BooleanField(default=False)
     resolved_at = DateTimeField()
+    ack_message_id = StringField()  # the acknowledgement's random Message-ID: set once, by a conditional update
+    related_to = ListField(IntField())  # "possibly related to #N": an unauthorised reply into that ticket's thread
+    security_flags = ListField(StringField())  # why a person must review it first (e.g. the sender failed DMARC)
 
     meta = {
         "collection": "tickets",

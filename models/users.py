@@ -6,7 +6,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from mongoengine import BooleanField, DateTimeField, Document, ListField, StringField
+from mongoengine import BooleanField, DateTimeField, Document, IntField, ListField, StringField, signals
 from pymongo.errors import DuplicateKeyError
 
 from models.base import utcnow
@@ -45,6 +45,7 @@ class User(Document):
     active = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
     last_assigned_at = DateTimeField()
+    token_version = IntField(default=0)  # in every token; bumped on a password, role or activity change
 
     meta = {"collection": "users", "indexes": ["role", "skills", ("role", "active")]}
 
@@ -139,3 +140,8 @@ def _insert_missing(collection: Any, entry: dict) -> int:
         return 1
     except DuplicateKeyError:  # another process's save wrote it meanwhile, which is as good
         return 0
+
+
+from models.user_sessions import bump_token_version_on_credential_change  # noqa: E402
+
+signals.pre_save.connect(bump_token_version_on_credential_change, sender=User)

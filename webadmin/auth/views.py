@@ -12,7 +12,14 @@ from flask_jwt_extended import get_jwt, set_access_cookies, unset_jwt_cookies, v
 from werkzeug.wrappers import Response
 
 from webadmin.auth import bp
-from webadmin.security import BAD_CREDENTIALS, authenticate, check_login_rate, issue_tokens, revoke
+from webadmin.security import (
+    BAD_CREDENTIALS,
+    authenticate,
+    check_login_rate,
+    issue_tokens,
+    login_from_this_site,
+    revoke,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +41,9 @@ def login_page() -> str:
 
 @bp.post("/login")
 def login_submit() -> tuple[str, int] | Response:
+    if not login_from_this_site():  # login CSRF: another site must not sign a browser into our app
+        logger.info("cross-site login form refused")
+        return render_template("error.html", code=403, message="Sign in from this site's own login page."), 403
     email = request.form.get("email", "")[:320]
     check_login_rate(email)
     password = request.form.get("password", "")[:1024]
