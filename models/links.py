@@ -85,4 +85,4 @@ def redact_status_path(path: str) -> str:
         if found >= 0:
             end = min(end, found)
     token = path[start:end]
-    return path[:start] + (token[:6] + "…" if token else "") + path[end:]
+    return path[:start] + (token[:6] + "..." if token else "") + path[end:]

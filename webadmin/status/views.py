@@ -12,7 +12,13 @@ from models.links import find_status_link, revoke_status_links
 from webadmin.sanitize import safe_email_html
 from webadmin.security import staff_required
 from webadmin.status import bp
+from webadmin.status.access_log import install_dev_server_filter
 from webadmin.tickets import get_ticket_for, thread_of
+
+@bp.record_once
+def _hide_tokens_in_dev_server_log(_state: object) -> None:
+    install_dev_server_filter()
+
 
 _GONE = {"expired": "This link has expired.", "revoked": "This link was withdrawn."}
 
