@@ -15,6 +15,7 @@ from webadmin.status import bp
 from webadmin.status.access_log import install_dev_server_filter
 from webadmin.tickets import get_ticket_for, thread_of
 
+
 @bp.record_once
 def _hide_tokens_in_dev_server_log(_state: object) -> None:
     install_dev_server_filter()
