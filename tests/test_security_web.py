@@ -167,15 +167,23 @@ def test_login_form_refuses_a_cross_site_post(app, db) -> None:
     make_user("mod@example.test")
     client = app.test_client()
     form = {"email": "mod@example.test", "password": PASSWORD}
-    for headers in (
+    cross_site = (
         {"Origin": "https://evil.example"},
         {"Referer": "https://evil.example/x"},
         {"Sec-Fetch-Site": "cross-site"},
-    ):
+        {"Origin": "null"},  # e.g. a sandboxed frame on another site
+    )
+    for headers in cross_site:
         response = client.post("/login", data=form, headers=headers)
         assert response.status_code == 403 and client.get_cookie("access_token_cookie") is None
-    same = client.post("/login", data=form, headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"})
-    assert same.status_code == 302 and client.get_cookie("access_token_cookie") is not None
+    # A browser on our login page: our pages send no referrer, so its Origin may be "null".
+    page = client.get("/login")
+    token = client.get_cookie("login_csrf", path="/login").value
+    assert f'value="{token}"' in page.get_data(as_text=True)
+    browser = client.post("/login", data={**form, "login_token": token}, headers={"Origin": "null"})
+    assert browser.status_code == 302 and client.get_cookie("access_token_cookie") is not None
+    same = app.test_client().post("/login", data=form, headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 302
 
 
 @pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SECRET_KEY"])
