@@ -122,8 +122,8 @@ def stop_stack() -> None:
 
 def bench_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
-        "secret_key": "bench-secret-key-0123456789",
-        "jwt_secret_key": "bench-jwt-secret-key-0123456789",
+        "secret_key": "bench-secret-key-0123456789-abcdefgh",
+        "jwt_secret_key": "bench-jwt-secret-key-0123456789-abcd",
         "mongo_uri": f"mongodb://127.0.0.1:{DB_PORT}/helpdesk_bench",
         "imap_port": MAIL_PORTS["IMAP_PORT"],
         "imap_password": "password",

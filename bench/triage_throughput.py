@@ -93,8 +93,8 @@ def gemini_figures(latency: float, count: int, concurrencies: list[int]) -> dict
             settings = load_settings(
                 environ={},
                 env_file=None,
-                secret_key="bench-secret-0123456789",
-                jwt_secret_key="bench-jwt-0123456789",
+                secret_key="bench-secret-0123456789-abcdefghijkl",
+                jwt_secret_key="bench-jwt-0123456789-abcdefghijklmnop",
                 mongo_uri=f"mongodb://127.0.0.1:{BENCH_DB_PORT}/triage_bench",
                 triage_provider="gemini" if concurrency else "local",
                 gemini_api_key="bench",

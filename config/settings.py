@@ -114,6 +114,9 @@ class Settings:
     outbox_backoff_seconds: float = 5.0  # first retry delay; doubles per attempt, capped at an hour
     outbox_interval_seconds: float = 1.0  # how often the daemon sends what the web queued
     ack_limit_per_hour: int = 5
+    ack_limit_total_per_hour: int = 200  # acknowledgements to everyone together (backscatter cap)
+    authserv_id: str = ""  # our receiving server's Authentication-Results id; its dmarc/spf=fail stops the ack
+    status_link_days: int = 30
     attachment_max_bytes: int = 10 * 1024 * 1024
     sla_hours: dict[str, float] = field(
         default_factory=lambda: {"low": 72.0, "medium": 24.0, "high": 8.0, "urgent": 2.0}
@@ -121,7 +124,9 @@ class Settings:
     model_dir: str = ".cache/triage-model"
     jwt_access_minutes: int = 15
     jwt_refresh_hours: int = 24
-    login_rate_limit: str = "10 per minute"
+    login_rate_limit: str = "10 per minute"  # per (account, client address), and per client address
+    login_account_delay_max_seconds: float = 3.0  # the per-account delay after failures grows to at most this
+    session_max_hours: int = 12  # absolute session lifetime from sign-in; renewals cannot extend it
     ratelimit_storage_uri: str = "memory://"
     proxy_fix_x_for: int = 0  # reverse proxies in front of the panel whose X-Forwarded-For is trusted
     log_level: str = "INFO"
@@ -218,7 +223,16 @@ def to_environ(settings: Settings) -> dict[str, str]:
     return environ
 
 
+MIN_SECRET_BYTES = 32
+
+
 def _check_consistency(settings: Settings) -> None:
+    for name in ("secret_key", "jwt_secret_key"):
+        if len(getattr(settings, name).encode("utf-8")) < MIN_SECRET_BYTES:
+            raise SettingsError(
+                f"{name.upper()}: must be at least {MIN_SECRET_BYTES} bytes (e.g. python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')"
+            )
     if settings.mail_use_tls and settings.mail_use_ssl:
         raise SettingsError("MAIL_USE_TLS: cannot be true together with MAIL_USE_SSL")
     if not settings.mongo_uri.startswith(("mongodb://", "mongodb+srv://")):

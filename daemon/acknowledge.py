@@ -12,23 +12,33 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from config import Settings
+from daemon.ack_policy import claim_overall_ack_slots, flag_for_review, sender_auth_failure
+from daemon.headers import subject_excerpt
 from daemon.outbox import SENDER_ID
 from daemon.parse import ParsedEmail
 from models import AckRateCounter, OutboundEmail, Ticket, utcnow
 from models.base import retry_on_conflict
-from models.links import status_url
-from models.outbox import build_email, queue_emails, record_outbound
+from models.links import create_status_token, status_url
+from models.outbox import build_email, make_message_id, queue_emails, record_outbound
 
 logger = logging.getLogger(__name__)
 ACK_CLAIM_SECONDS = 120  # stored already claimed by the ingester, which sends it at once
 ACK_HEADERS = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}
 
 
-def ack_message_id(ticket_number: int, settings: Settings) -> str:
-    """One fixed Message-ID per ticket: the outbox's unique index then allows one acknowledgement, ever."""
-    domain = settings.support_address.rsplit("@", 1)[1]
-    salt = hashlib.sha256(f"{settings.support_address}:{ticket_number}".encode()).hexdigest()[:10]
-    return f"<ack-{ticket_number}-{salt}@{domain}>"
+def claim_ack_message_id(ticket: Ticket, settings: Settings) -> str:
+    """The ticket's acknowledgement Message-ID: random (>= 128 bits), chosen when the ticket is built and
+    stored on it; for a ticket stored without one, set now by a conditional update only one caller wins.
+    Never recomputed, so nobody can derive it, and a ticket has one acknowledgement, ever."""
+    if ticket.ack_message_id:
+        return ticket.ack_message_id
+    candidate = make_message_id(settings.support_address.rsplit("@", 1)[1])
+    if Ticket.objects(id=ticket.id, ack_message_id=None).update_one(set__ack_message_id=candidate):
+        ticket.ack_message_id = candidate
+    else:
+        stored = Ticket.objects(id=ticket.id).only("ack_message_id").first()
+        ticket.ack_message_id = stored.ack_message_id if stored and stored.ack_message_id else candidate
+    return ticket.ack_message_id
 
 
 def why_not_acknowledge(parsed: ParsedEmail, settings: Settings) -> str:
@@ -40,7 +50,17 @@ def why_not_acknowledge(parsed: ParsedEmail, settings: Settings) -> str:
         return f"auto-submitted ({parsed.auto_reason})"
     if parsed.from_address in ours:
         return "our own address"
+    failure = sender_auth_failure(parsed, settings.authserv_id)
+    if failure:
+        return f"sender failed authentication at our server ({failure})"
     return ""
+
+
+def flag_failed_sender_authentication(ticket: Ticket, parsed: ParsedEmail, settings: Settings) -> None:
+    """Mark a new ticket for review when our receiving server saw its sender fail DMARC or SPF."""
+    failure = sender_auth_failure(parsed, settings.authserv_id)
+    if failure:
+        flag_for_review(ticket, f"sender failed {failure} ({settings.authserv_id}); not acknowledged")
 
 
 def claim_rate_slot(address: str, settings: Settings) -> bool:
@@ -106,10 +126,11 @@ def rate_key(address: str, hour: dt.datetime) -> str:
 
 def acknowledgement_text(ticket: Ticket, parsed: ParsedEmail, settings: Settings) -> tuple[str, str, list[str]]:
     """Subject, body and References of the acknowledgement for a new ticket."""
-    link = status_url(settings.app_url, settings.secret_key, ticket.number, ticket.requester_email)
-    subject = f"[#{ticket.number}] {_strip_reply_prefix(parsed.subject) or '(no subject)'}"[:998]
+    link = status_url(settings.app_url, create_status_token(ticket.id, ticket.number, settings.status_link_days))
+    # The sender is unverified: echo no name and only a short, link-free excerpt of their subject.
+    subject = f"[#{ticket.number}] {subject_excerpt(_strip_reply_prefix(parsed.subject)) or '(no subject)'}"
     text = (
-        f"Hello{' ' + parsed.from_name if parsed.from_name else ''},\n\n"
+        "Hello,\n\n"
         f"we received your message and opened ticket #{ticket.number} for it.\n"
         f"A member of our team will get back to you. You can follow the ticket here:\n{link}\n\n"
         f"To add information, reply to this email and keep the [#{ticket.number}] in the subject.\n\n"
@@ -132,7 +153,7 @@ def build_acknowledgement(ticket: Ticket, parsed: ParsedEmail, settings: Setting
         in_reply_to=parsed.message_id,
         references=references,
         headers=ACK_HEADERS,
-        message_id=ack_message_id(ticket.number, settings),
+        message_id=claim_ack_message_id(ticket, settings),
         claim_owner=SENDER_ID,
         claim_seconds=ACK_CLAIM_SECONDS,
     )
@@ -149,20 +170,24 @@ def queue_acknowledgement(
     if reason:
         logger.info("no acknowledgement for #%s: %s", ticket.number, reason)
         return None
-    message_id = ack_message_id(ticket.number, settings)
-    existing = OutboundEmail.objects(message_id=message_id).first() if retry else None
-    if existing is not None:  # a retry after a crash: never a second one (the outbox job sends this one)
-        record_outbound(message_id, ticket.number)
-        return existing
+    if retry or not ticket.ack_message_id:
+        message_id = claim_ack_message_id(ticket, settings)
+        existing = OutboundEmail.objects(message_id=message_id).first()
+        if existing is not None:  # a retry after a crash: never a second one (the outbox job sends this one)
+            record_outbound(message_id, ticket.number)
+            return existing
     if not claim_rate_slot(parsed.from_address, settings):
         logger.info("no acknowledgement for #%s: sender over %s per hour", ticket.number, settings.ack_limit_per_hour)
+        return None
+    if not claim_overall_ack_slots(1, settings):
+        logger.warning("no acknowledgement for #%s: over %s per hour", ticket.number, settings.ack_limit_total_per_hour)
         return None
     ack = build_acknowledgement(ticket, parsed, settings)
     try:
         ack.save(force_insert=True)
-    except NotUniqueError:
-        ack = OutboundEmail.objects(message_id=message_id).first()
-    record_outbound(message_id, ticket.number)
+    except NotUniqueError:  # a concurrent or earlier attempt stored this ticket's acknowledgement already
+        ack = OutboundEmail.objects(message_id=ack.message_id).first()
+    record_outbound(ack.message_id, ticket.number)
     return ack
 
 
@@ -176,14 +201,13 @@ def queue_acknowledgements(created: list[tuple[Ticket, ParsedEmail]], settings: 
         else:
             wanted.append((ticket, parsed))
     slots = claim_rate_slots([parsed.from_address for _, parsed in wanted], settings)
-    acks = []
-    for (ticket, parsed), allowed in zip(wanted, slots, strict=True):
-        if allowed:
-            acks.append(build_acknowledgement(ticket, parsed, settings))
-        else:
-            logger.info(
-                "no acknowledgement for #%s: sender over %s per hour", ticket.number, settings.ack_limit_per_hour
-            )
+    within = [(ticket, parsed) for (ticket, parsed), allowed in zip(wanted, slots, strict=True) if allowed]
+    for ticket, _ in (pair for pair, allowed in zip(wanted, slots, strict=True) if not allowed):
+        logger.info("no acknowledgement for #%s: sender over %s per hour", ticket.number, settings.ack_limit_per_hour)
+    overall = claim_overall_ack_slots(len(within), settings) if within else 0
+    for ticket, _ in within[overall:]:
+        logger.warning("no acknowledgement for #%s: over %s per hour", ticket.number, settings.ack_limit_total_per_hour)
+    acks = [build_acknowledgement(ticket, parsed, settings) for ticket, parsed in within[:overall]]
     return {ack.ticket_number: ack for ack in queue_emails(acks)}
 
 

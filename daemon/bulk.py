@@ -14,7 +14,7 @@ import logging
 
 from config import Settings
 from daemon import store
-from daemon.acknowledge import queue_acknowledgements
+from daemon.acknowledge import queue_acknowledgements, why_not_acknowledge
 from daemon.ingest import MAX_THREAD_LOOKUPS, ingest_parsed, ledger_entry, parse_or_quarantine
 from daemon.outcomes import Created, Outcome
 from daemon.parse import ParsedEmail
@@ -55,6 +55,8 @@ def _plain_new(emails: list[tuple[int, ParsedEmail]], settings: Settings) -> lis
     fast = []
     for index, email in emails:
         if email.auto_submitted or email.is_bounce or email.subject_ticket_number or email.from_address in ours:
+            continue
+        if why_not_acknowledge(email, settings):  # e.g. failed DMARC: the one-by-one path flags it
             continue
         key = ledger_key(email.message_id)
         if key in known or key in seen:

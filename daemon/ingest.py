@@ -15,9 +15,10 @@ from pymongo.errors import ConnectionFailure
 
 from config import Settings
 from daemon import store
-from daemon.acknowledge import queue_acknowledgement
+from daemon.acknowledge import flag_failed_sender_authentication, queue_acknowledgement
 from daemon.outcomes import Created, Duplicate, Ignored, Outcome, Quarantined, Threaded
 from daemon.parse import SYNTHETIC_DOMAIN, ParsedEmail, UnparseableEmail, parse_email
+from daemon.thread_auth import link_possibly_related, may_write, sent_email
 from models import MessageLedger, QuarantinedEmail, Ticket, next_ticket_number, utcnow
 from models.claims import claim, finish, make_owner_id
 
@@ -149,11 +150,12 @@ def _route(parsed: ParsedEmail, settings: Settings) -> Outcome:
     ours = {settings.support_address.lower(), settings.mail_default_sender.lower(), settings.imap_user.lower()}
     if parsed.from_address in ours:
         return _record(parsed, Ignored("sent from our own address"), "ignored")
-    ticket = _find_thread(parsed)
+    ticket, related = _find_thread(parsed)
     if parsed.is_bounce:
-        return _bounce(parsed, settings, ticket)
+        return _bounce(parsed, settings)
     if ticket is None and parsed.subject_ticket_number:
-        ticket = _ticket_by_subject_token(parsed)
+        ticket, by_token = _ticket_by_subject_token(parsed)
+        related = related or by_token
     if ticket is not None:
         reopen = not parsed.auto_submitted
         was_closed = store.is_reopenable(ticket)
@@ -162,49 +164,58 @@ def _route(parsed: ParsedEmail, settings: Settings) -> Outcome:
         return _record(parsed, outcome, "threaded", ticket)
     if parsed.auto_submitted:
         return _record(parsed, Ignored(f"auto-reply ({parsed.auto_reason})"), "ignored")
-    return _create(parsed, settings)
+    return _create(parsed, settings, related)
 
 
-def _create(parsed: ParsedEmail, settings: Settings) -> Outcome:
+def _create(parsed: ParsedEmail, settings: Settings, related: int | None = None) -> Outcome:
     """A new ticket. Ticket.source_message_id is unique: after a crash between the ticket insert and the
     ledger insert, the retry finds that ticket and finishes it (thread entry, acknowledgement, ledger)."""
     requester = store.get_or_create_requester(parsed.from_address, parsed.from_name)
     ticket, existed = store.create_ticket(parsed, settings, next_ticket_number(), requester)
+    if related is not None and related != ticket.number:
+        link_possibly_related(ticket, related, parsed)
+    flag_failed_sender_authentication(ticket, parsed, settings)
     ack = queue_acknowledgement(ticket, parsed, settings, retry=existed)
     _record(parsed, Created(ticket.number), "created", ticket)
     return Created(ticket.number, acknowledged=ack is not None, ack_id=str(ack.id) if ack else None, ack=ack)
 
 
-def _find_thread(parsed: ParsedEmail) -> Ticket | None:
-    """The ticket an email answers, by In-Reply-To/References (ours and the customer's own)."""
-    candidates = parsed.thread_ids[:MAX_THREAD_LOOKUPS]
-    if parsed.bounce_original_message_id:
-        candidates.insert(0, parsed.bounce_original_message_id)
-    for message_id in candidates:
+def _find_thread(parsed: ParsedEmail) -> tuple[Ticket | None, int | None]:
+    """(the ticket an email answers by In-Reply-To/References when its sender may write into it, else None;
+    the number of a ticket it referred to without that right, for a "possibly related" link)."""
+    related: int | None = None
+    for message_id in parsed.thread_ids[:MAX_THREAD_LOOKUPS]:
         entry = MessageLedger.lookup(message_id)
         if entry is None or not entry.ticket_number:
             continue
         ticket = store.ticket_by_id(entry.ticket_id) or store.ticket_by_number(entry.ticket_number)
-        if ticket is not None:
-            return ticket
-    return None
+        if ticket is None:
+            continue
+        if may_write(ticket, parsed, message_id):
+            return ticket, None
+        related = related or ticket.number
+    if related is not None:
+        logger.info("reply into #%s from a sender not on it: opening a new ticket", related)
+    return None, related
 
 
-def _ticket_by_subject_token(parsed: ParsedEmail) -> Ticket | None:
-    """`[#N]` threads only for the requester or a participant: anyone else could quote a number."""
+def _ticket_by_subject_token(parsed: ParsedEmail) -> tuple[Ticket | None, int | None]:
+    """`[#N]` threads only for someone who may write into #N: anyone could quote a number."""
     ticket = store.ticket_by_number(parsed.subject_ticket_number)
     if ticket is None:
-        return None
-    allowed = {ticket.requester_email.lower(), *(ticket.participants or [])}
-    if parsed.from_address in allowed:
-        return ticket
+        return None, None
+    if may_write(ticket, parsed):
+        return ticket, None
     logger.info("[#%s] in the subject from a non-participant: opening a new ticket", ticket.number)
-    return None
+    return None, ticket.number
 
 
-def _bounce(parsed: ParsedEmail, settings: Settings, ticket: Ticket | None) -> Outcome:
+def _bounce(parsed: ParsedEmail, settings: Settings) -> Outcome:
+    """A note only for a real delivery status notification about an email we sent; else ignored."""
+    sent = sent_email(parsed.bounce_original_message_id) if parsed.is_dsn else None
+    ticket = store.ticket_by_number(sent.ticket_number) if sent is not None and sent.ticket_number else None
     if ticket is None:
-        return _record(parsed, Ignored("bounce for an unknown message"), "bounce")
+        return _record(parsed, Ignored("bounce that is not a delivery report for an email we sent"), "bounce")
     store.append_message(ticket, parsed, settings, kind="note", public=False, reopen=False)
     return _record(parsed, Threaded(ticket.number, note=True), "bounce", ticket)
 

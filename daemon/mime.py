@@ -58,10 +58,17 @@ def decode_bytes(payload: bytes, charset: str | None) -> str:
 
 def header_text(message: Message, name: str) -> str:
     """A header decoded to text (RFC 2047 encoded words, raw 8-bit bytes), '' when absent."""
-    value = message.get(name)
-    if value is None:
-        return ""
-    return decode_header_value(value)
+    value = raw_value(message, name)
+    return decode_header_value(value) if value is not None else ""
+
+
+def raw_value(message: Message, name: str) -> str | None:
+    """The first `name` header as received (8-bit bytes as surrogates), None when absent.
+
+    compat32's `get()` turns 8-bit values into a Header whose str() loses those bytes.
+    """
+    wanted = name.lower()
+    return next((str(v) for k, v in message.raw_items() if k.lower() == wanted), None)
 
 
 def decode_header_value(value: object) -> str:

@@ -16,15 +16,16 @@ import html2text
 import nh3
 from mailparser_reply import EmailReplyParser
 
+from daemon.headers import addresses_from_raw, clean_display, clean_filename, raw_header, stable_message_id
 from daemon.mime import (
     clean_text,
     decode_bytes,
     header_text,
     message_id_tokens,
-    parse_addresses,
     parse_date,
     part_filename,
     part_payload,
+    raw_value,
 )
 
 SYNTHETIC_DOMAIN = "synthetic.helpdesk.invalid"
@@ -75,8 +76,10 @@ class ParsedEmail:
     auto_submitted: bool = False
     auto_reason: str = ""
     is_bounce: bool = False
-    bounce_original_message_id: str | None = None
+    is_dsn: bool = False  # a real delivery status notification (multipart/report; report-type=delivery-status)
+    bounce_original_message_id: str | None = None  # only from the report's own parts, never from free text
     subject_ticket_number: int | None = None
+    auth_results: list[str] = field(default_factory=list)  # raw Authentication-Results values, topmost first
 
     @property
     def thread_ids(self) -> list[str]:
@@ -112,10 +115,11 @@ def parse_email(raw: bytes) -> ParsedEmail:
 
     message_ids = message_id_tokens(header_text(message, "Message-ID"))
     synthetic = not message_ids
-    message_id = message_ids[0] if message_ids else f"<{hashlib.sha256(raw).hexdigest()[:40]}@{SYNTHETIC_DOMAIN}>"
     in_reply_to: str | None = next(iter(message_id_tokens(header_text(message, "In-Reply-To"))), None)
     references = list(dict.fromkeys(message_id_tokens(header_text(message, "References"))))
-    subject = header_text(message, "Subject")[:998]
+    subject = clean_display(header_text(message, "Subject"))
+    to = [a for _, a in addresses_from_raw(_raw_header(message, "To"))]
+    date = parse_date(header_text(message, "Date"))
 
     text_parts: list[str] = []
     html_parts: list[str] = []
@@ -127,18 +131,22 @@ def parse_email(raw: bytes) -> ParsedEmail:
     if not text.strip() and html:
         text = _html_to_text(html)
     text = clean_text(text)
+    if message_ids:
+        message_id = message_ids[0]
+    else:  # what the message says, not its transport: a re-delivery with other Received: lines is the same
+        message_id = stable_message_id(date, from_address, to, subject, text, SYNTHETIC_DOMAIN)
 
     parsed = ParsedEmail(
         message_id=message_id,
         synthetic_message_id=synthetic,
         subject=subject,
         from_address=from_address,
-        from_name=from_name[:200],
-        to=[a for _, a in parse_addresses([header_text(message, "To")])],
-        cc=[a for _, a in parse_addresses([header_text(message, "Cc")])],
+        from_name=from_name,
+        to=to,
+        cc=[a for _, a in addresses_from_raw(_raw_header(message, "Cc"))],
         in_reply_to=in_reply_to,
         references=references,
-        date=parse_date(header_text(message, "Date")),
+        date=date,
         text=text,
         html=nh3.clean(html) if html else "",
         new_text=_new_text(text),
@@ -148,22 +156,33 @@ def parse_email(raw: bytes) -> ParsedEmail:
     parsed.subject_ticket_number = int(match.group(1)) if match else None
     parsed.auto_reason = _auto_reason(message, from_address, subject)
     parsed.auto_submitted = bool(parsed.auto_reason)
-    parsed.is_bounce = _is_bounce(message, from_address, subject)
+    parsed.is_dsn = _is_dsn(message)
+    parsed.is_bounce = parsed.is_dsn or _is_bounce(message, from_address, subject)
     if parsed.is_bounce:
         parsed.auto_submitted, parsed.auto_reason = True, parsed.auto_reason or "bounce"
-        parsed.bounce_original_message_id = _original_message_id(report_headers, text)
+        # a real DSN names the original in its report parts; other bounces only in free text (informative)
+        blocks = report_headers if parsed.is_dsn else [*report_headers, text]
+        parsed.bounce_original_message_id = _original_message_id(blocks)
+    parsed.auth_results = [
+        raw_header(value)[:2000] for name, value in message.raw_items() if name.lower() == "authentication-results"
+    ]
     return parsed
+
+
+def _raw_header(message: Message, name: str) -> str:
+    value = raw_value(message, name)
+    return raw_header(value) if value is not None else ""
 
 
 def _sender(message: Message) -> tuple[str, str] | None:
     for name in ("From", "Reply-To", "Sender", "Return-Path"):
-        value = header_text(message, name)
-        pairs = parse_addresses([value])
+        value = _raw_header(message, name)
+        pairs = addresses_from_raw(value)
         if pairs:
             return pairs[0]
         bare = _BARE_ADDRESS.search(value)  # e.g. `From: Big Bug bb@bug.com` (no angle brackets)
         if bare:
-            return value[: bare.start()].strip(), bare.group(0).lower()
+            return clean_display(header_text(message, name)[: bare.start()], 200), bare.group(0).lower()
     if header_text(message, "Return-Path").strip() == "<>" or message.get_content_type() == "multipart/report":
         return "", NULL_SENDER  # a bounce from the null sender: still a bounce, not junk
     return None
@@ -184,7 +203,7 @@ def _collect(
                 _collect(child, text_parts, html_parts, attachments, report_headers)
         return
     disposition = header_text(part, "Content-Disposition").split(";")[0].strip().lower()
-    filename = part_filename(part)
+    filename = clean_filename(part_filename(part))
     content_id = header_text(part, "Content-ID").strip().strip("<>")
     if content_type in ("message/rfc822", "text/rfc822-headers", "message/global"):
         data = _embedded_bytes(part)
@@ -255,17 +274,20 @@ def _auto_reason(message: Message, from_address: str, subject: str) -> str:
     return ""
 
 
-def _is_bounce(message: Message, from_address: str, subject: str) -> bool:
+def _is_dsn(message: Message) -> bool:
     content_type = (message.get_content_type() or "").lower()
     report_type = (message.get_param("report-type") or "") if content_type == "multipart/report" else ""
-    if content_type == "multipart/report" and str(report_type).lower() == "delivery-status":
-        return True
+    return content_type == "multipart/report" and str(report_type).lower() == "delivery-status"
+
+
+def _is_bounce(message: Message, from_address: str, subject: str) -> bool:
+    """Looks like a bounce (not acknowledged, never a ticket); only a real DSN may become a note."""
     local = from_address.split("@")[0].lower()
     return local in ("mailer-daemon", "postmaster") and bool(_BOUNCE_SUBJECT.search(subject) or not subject)
 
 
-def _original_message_id(report_headers: list[str], text: str) -> str | None:
-    for block in [*report_headers, text]:
+def _original_message_id(report_headers: list[str]) -> str | None:
+    for block in report_headers:
         match = _INLINE_MSGID.search(block)
         if match:
             return match.group(1)

@@ -16,6 +16,7 @@ from pymongo.errors import BulkWriteError
 from config import Settings
 from daemon.parse import ParsedEmail
 from models import AttachmentRef, Ticket, TicketMessage, User, next_ticket_numbers, utcnow
+from models.outbox import make_message_id
 from models.tickets import sla_due
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ def build_ticket(parsed: ParsedEmail, settings: Settings, number: int, requester
         updated_at=now,
         last_message_at=now,
         message_count=1,
+        # chosen now (random, stored, never recomputed): the acknowledgement's id, without a later round trip
+        ack_message_id=make_message_id(settings.support_address.rsplit("@", 1)[1]),
     )
     ticket.sla_due_at = sla_due(now, ticket.priority, settings.sla_hours)
     return ticket

@@ -1,29 +1,88 @@
-"""Signed, expiring links that let a requester see their own ticket without a password."""
+"""Status links: opaque, short-lived, revocable links that show a requester their own ticket.
+
+The token is 256 random bits and says nothing by itself (no address, no ticket number); only its
+SHA-256 is stored, so a copy of the database cannot be turned into working links.
+"""
 
 from __future__ import annotations
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+import datetime as dt
+import hashlib
+import secrets
 
-STATUS_LINK_SALT = "ticket-status-link"
-STATUS_LINK_MAX_AGE = 90 * 24 * 3600  # seconds
+from mongoengine import DateTimeField, Document, IntField, ObjectIdField, StringField
 
+from models.base import utcnow
 
-def make_status_token(secret_key: str, ticket_number: int, requester_email: str) -> str:
-    serializer = URLSafeTimedSerializer(secret_key, salt=STATUS_LINK_SALT)
-    return serializer.dumps({"t": ticket_number, "e": requester_email.lower()})
-
-
-def read_status_token(secret_key: str, token: str, max_age: int = STATUS_LINK_MAX_AGE) -> tuple[int, str] | None:
-    """(ticket number, requester email) for a valid token; None when forged, malformed or expired."""
-    serializer = URLSafeTimedSerializer(secret_key, salt=STATUS_LINK_SALT)
-    try:
-        data = serializer.loads(token, max_age=max_age)
-    except (BadSignature, SignatureExpired):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("t"), int) or not isinstance(data.get("e"), str):
-        return None
-    return data["t"], data["e"]
+TOKEN_BYTES = 32
 
 
-def status_url(app_url: str, secret_key: str, ticket_number: int, requester_email: str) -> str:
-    return f"{app_url.rstrip('/')}/status/{make_status_token(secret_key, ticket_number, requester_email)}"
+class StatusLink(Document):
+    key = StringField(primary_key=True)  # sha256 of the token
+    ticket_id = ObjectIdField(required=True)
+    ticket_number = IntField(required=True)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(required=True)
+    revoked_at = DateTimeField()
+    revoked_by = StringField()
+
+    meta = {"collection": "status_links", "indexes": ["ticket_number"]}
+
+
+def token_key(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def create_status_token(ticket_id: object, ticket_number: int, lifetime_days: int) -> str:
+    """A new link token for a ticket, valid `lifetime_days` unless revoked sooner."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    now = utcnow()
+    StatusLink(
+        key=token_key(token),
+        ticket_id=ticket_id,
+        ticket_number=ticket_number,
+        created_at=now,
+        expires_at=now + dt.timedelta(days=lifetime_days),
+    ).save(force_insert=True)
+    return token
+
+
+def status_url(app_url: str, token: str) -> str:
+    return f"{app_url.rstrip('/')}/status/{token}"
+
+
+def find_status_link(token: str) -> tuple[StatusLink | None, str]:
+    """(the link, "ok") for a valid token; (link or None, "expired" / "revoked" / "unknown") otherwise."""
+    if not token or len(token) > 200:
+        return None, "unknown"
+    link = StatusLink.objects(key=token_key(token)).first()
+    if link is None:
+        return None, "unknown"
+    if link.revoked_at is not None:
+        return link, "revoked"
+    if link.expires_at <= utcnow():
+        return link, "expired"
+    return link, "ok"
+
+
+def revoke_status_links(ticket_number: int, actor: str) -> int:
+    """End every live link of a ticket now; how many there were."""
+    return StatusLink.objects(ticket_number=ticket_number, revoked_at=None).update(
+        set__revoked_at=utcnow(), set__revoked_by=actor[:320]
+    )
+
+
+def redact_status_path(path: str) -> str:
+    """`/status/<token>` with all but the token's first 6 characters hidden (for access logs)."""
+    prefix = "/status/"
+    index = path.find(prefix)
+    if index < 0:
+        return path
+    start = index + len(prefix)
+    end = len(path)
+    for separator in ("?", "#", " "):
+        found = path.find(separator, start)
+        if found >= 0:
+            end = min(end, found)
+    token = path[start:end]
+    return path[:start] + (token[:6] + "..." if token else "") + path[end:]

@@ -101,6 +101,9 @@ class Ticket(Document):
     resolved_at = DateTimeField()
     sla_claimed_by = StringField()  # the SLA job escalating it (models/claims.py)
     sla_lease_until = DateTimeField()
+    ack_message_id = StringField()  # the acknowledgement's random Message-ID: set once, by a conditional update
+    related_to = ListField(IntField())  # "possibly related to #N": an unauthorised reply into that ticket's thread
+    security_flags = ListField(StringField())  # why a person must review it first (e.g. the sender failed DMARC)
 
     meta = {
         "collection": "tickets",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from mongoengine import BooleanField, DateTimeField, Document, ListField, StringField
+from mongoengine import BooleanField, DateTimeField, Document, IntField, ListField, StringField, signals
 
 from models.base import utcnow
 
@@ -40,6 +40,7 @@ class User(Document):
     active = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
     last_assigned_at = DateTimeField()
+    token_version = IntField(default=0)  # in every token; bumped on a password, role or activity change
 
     meta = {"collection": "users", "indexes": ["role", "skills", ("role", "active")]}
 
@@ -77,3 +78,8 @@ def staff_members(roles: tuple[str, ...] = STAFF_ROLES, *, active_only: bool = T
     if active_only:
         query = query.filter(active=True)
     return list(query)
+
+
+from models.user_sessions import bump_token_version_on_credential_change  # noqa: E402
+
+signals.pre_save.connect(bump_token_version_on_credential_change, sender=User)

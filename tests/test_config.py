@@ -4,7 +4,7 @@ import pytest
 
 from config import SettingsError, load_settings
 
-BASE = {"SECRET_KEY": "s" * 16, "JWT_SECRET_KEY": "j" * 16}
+BASE = {"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32}
 
 
 def test_values_are_converted_to_their_types():
@@ -41,9 +41,10 @@ def test_missing_secret_is_reported():
 
 def test_dotenv_file_is_read_and_environment_wins(tmp_path):
     env_file = tmp_path / ".env"
-    env_file.write_text("SECRET_KEY=from-file\nJWT_SECRET_KEY=jwt-file\nPOLL_INTERVAL_SECONDS=7\n")
+    secret = "from-file-" + "f" * 30
+    env_file.write_text(f"SECRET_KEY={secret}\nJWT_SECRET_KEY=jwt-file-{'j' * 30}\nPOLL_INTERVAL_SECONDS=7\n")
     settings = load_settings({"POLL_INTERVAL_SECONDS": "9"}, env_file=str(env_file))
-    assert settings.secret_key == "from-file"
+    assert settings.secret_key == secret
     assert settings.poll_interval_seconds == 9
 
 

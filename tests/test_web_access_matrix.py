@@ -83,7 +83,8 @@ API_ROUTES = [
     ),
     ("GET", "/api/users", None, (401, 403, 403, 403, 200)),
     ("PATCH", "/api/users/{other_id}", {"name": "Other"}, (401, 403, 403, 403, 200)),
-    ("PATCH", "/api/me/skills", {"skills": ["vpn", "billing"]}, (401, 403, 200, 200, 200)),
+    # skills are granted by admins: a moderator may not grant themselves any (issue 10, item 14)
+    ("PATCH", "/api/me/skills", {"skills": ["vpn", "billing"]}, (401, 403, 403, 403, 200)),
 ]
 PAGE_ROUTES = [
     ("GET", "/queue", (302, 403, 200, 200, 200)),
@@ -92,6 +93,8 @@ PAGE_ROUTES = [
     ("GET", "/tickets/{n}/attachments/{msg}/0", (302, 403, 200, 403, 200)),
     ("GET", "/tickets/99999", (302, 403, 404, 404, 404)),
     ("GET", "/me/skills", (302, 403, 200, 200, 200)),
+    ("POST", "/me/skills", (302, 403, 403, 403, 302)),
+    ("POST", "/tickets/{n}/status-links/revoke", (302, 403, 302, 403, 302)),
     ("GET", "/dashboard", (302, 403, 200, 200, 200)),
     ("GET", "/status/{status_token}", (200, 200, 200, 200, 200)),
     ("GET", "/status/not-a-token", (404, 404, 404, 404, 404)),

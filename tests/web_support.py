@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 
 from config import Settings
 from models import Ticket, TicketMessage, User, next_ticket_number, utcnow
-from models.links import make_status_token
+from models.links import create_status_token
 from webadmin import create_app
 
 PASSWORD = "correct-horse-battery"
@@ -82,7 +82,7 @@ def bearer(app: Flask, user: User) -> dict[str, str]:
 
 
 def status_link_token(settings: Settings, ticket: Ticket) -> str:
-    return make_status_token(settings.secret_key, ticket.number, ticket.requester_email)
+    return create_status_token(ticket.id, ticket.number, settings.status_link_days)
 
 
 def cookie_login(client, email: str, password: str = PASSWORD) -> str:  # noqa: ANN001 - a FlaskClient

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from config import Settings
 from models import Ticket
-from triage.injection import injection_signals, without_instructions
-from triage.provider import ProviderUnavailable, Taxonomy, TriageInput
+from triage.injection import injection_signals
+from triage.injection_policy import unsteered_input
+from triage.provider import ProviderUnavailable, Taxonomy
 from triage.queue import claim_due, release_with_failure, worker_id
 from triage.routing import escalate_ticket, route_ticket
 from triage.service import LocalProvider, apply_result, build_provider, guard_result
@@ -47,11 +48,10 @@ def process_ticket(ticket: Ticket, worker: str, provider, taxonomy: Taxonomy, se
     try:
         item = ticket_input(ticket)
         result = provider.triage(item, taxonomy)
-        estimate = taxonomy.default_priority
-        if injection_signals(f"{item.subject}\n{item.body}"):  # estimate priority from the text minus instructions
-            clean = TriageInput(without_instructions(item.subject), without_instructions(item.body))
-            estimate = LocalProvider(settings).triage(clean, taxonomy).priority
-        result, signals = guard_result(result, item, taxonomy, estimate)
+        baseline = None
+        if result.injection_suspected or injection_signals(f"{item.subject}\n{item.body}"):
+            baseline = LocalProvider(settings).triage(unsteered_input(item), taxonomy)  # the non-LLM estimate
+        result, signals = guard_result(result, item, taxonomy, baseline)
         if apply_result(ticket, result, signals, worker, settings) and ticket.assignee is None:
             route_ticket(ticket, "system:triage", settings)
         return

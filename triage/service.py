@@ -10,6 +10,7 @@ from config import Settings
 from models import Ticket, utcnow
 from models.tickets import sla_due
 from triage.injection import injection_signals
+from triage.injection_policy import clipped_baseline, constrain_flagged
 from triage.local import ModelStore
 from triage.provider import ProviderError, ProviderUnavailable, Taxonomy, TriageInput, TriageResult
 
@@ -69,20 +70,16 @@ def build_provider(settings: Settings):
     return gemini if settings.triage_provider == "gemini" else AutoProvider(gemini, local)
 
 
-_RANK = {"low": 0, "medium": 1, "high": 2, "urgent": 3}
-
-
 def guard_result(
-    result: TriageResult, item: TriageInput, taxonomy: Taxonomy, estimate: str
+    result: TriageResult, item: TriageInput, taxonomy: Taxonomy, baseline: TriageResult | None
 ) -> tuple[TriageResult, list[str]]:
-    """Clip to the closed lists; when the email tries to instruct the model, cap priority at `estimate`."""
+    """Clip to the closed lists; when the email tries to instruct the model, the injection policy applies
+    (priority capped at the unsteered `baseline`, skills named only in the instructions dropped)."""
     result = result.clipped_to(taxonomy)
     signals = injection_signals(f"{item.subject}\n{item.body}")
     if signals or result.injection_suspected:
         result.injection_suspected = True
-        if _RANK.get(result.priority, 1) > _RANK.get(estimate, 1):
-            result.priority = estimate
-            result.confidence["priority"] = 0.0
+        result = constrain_flagged(result, item, clipped_baseline(baseline, taxonomy))
     return result, signals
 
 
@@ -96,7 +93,7 @@ def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worke
         for f in ("category", "priority")
         if f not in human and result.confidence.get(f, 0.0) < settings.triage_review_threshold
     )
-    reasons = []
+    reasons = list(ticket.security_flags or [])
     if result.injection_suspected:
         reasons.append(
             "email looks like it tries to instruct the model" + (f" ({', '.join(signals)})" if signals else "")

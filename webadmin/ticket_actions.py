@@ -10,7 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from config import Settings
 from models import Ticket, TicketMessage, User, queue_email, record_audit, utcnow
-from models.links import status_url
+from models.links import create_status_token, status_url
 from models.outbox import make_message_id
 from models.tickets import OPEN_STATUSES
 from webadmin.tickets import thread_of
@@ -49,7 +49,7 @@ def reply(ticket: Ticket, author: User, text: str, settings: Settings) -> Ticket
     in_reply_to = inbound_ids[-1] if inbound_ids else ticket.source_message_id
     chain = [m.message_id for m in thread] or [ticket.source_message_id]
     references = ([chain[0]] + chain[1:][-(MAX_REFERENCES - 1) :]) if len(chain) > 1 else chain
-    link = status_url(settings.app_url, settings.secret_key, ticket.number, ticket.requester_email)
+    link = status_url(settings.app_url, create_status_token(ticket.id, ticket.number, settings.status_link_days))
     body = f"{text.strip()}\n\n--\nFollow your request: {link}\n"
     subject = f"Re: [#{ticket.number}] {ticket.subject}"
     message_id = make_message_id(_domain(settings))

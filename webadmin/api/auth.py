@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask_jwt_extended import create_access_token, current_user, decode_token, get_jwt, verify_jwt_in_request
+from flask_jwt_extended import current_user, decode_token, get_jwt, verify_jwt_in_request
 from flask_smorest import abort
 
 from models import Skill, User, record_audit
@@ -21,12 +21,13 @@ from webadmin.api.schemas import (
 )
 from webadmin.security import (
     BAD_CREDENTIALS,
+    admin_required,
     any_user_required,
     authenticate,
     check_login_rate,
     issue_tokens,
+    renewed_access_token,
     revoke,
-    staff_required,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def login(credentials: dict) -> dict:
 def refresh() -> dict:
     """A new access token for a valid, unrevoked refresh token of an active user."""
     verify_jwt_in_request(refresh=True, locations=["headers"])
-    token = create_access_token(str(current_user.id), additional_claims={"role": current_user.role})
+    token = renewed_access_token(current_user, get_jwt())
     return {"access_token": token, "token_type": "Bearer"}
 
 
@@ -100,12 +101,13 @@ def me() -> dict:
 
 
 @bp.patch("/me/skills")
-@staff_required
+@admin_required
 @bp.arguments(SkillsSchema)
 @bp.response(200, UserSchema)
 @bp.doc(security=BEARER)
 def my_skills(body: dict) -> dict:
-    """Replace the signed-in moderator's skills (names from the skills list)."""
+    """Replace the signed-in admin's own skills. Skills are granted by admins: a moderator may not
+    change their own (they decide which unassigned tickets a moderator may take)."""
     skills = normalise_skills(body["skills"])
     unknown = sorted(set(skills) - set(Skill.objects(name__in=skills).distinct("name"))) if skills else []
     if unknown:

@@ -8,7 +8,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from flask import current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_jwt_extended import current_user
-from werkzeug.exceptions import BadRequest, NotFound
+from werkzeug.exceptions import BadRequest, Forbidden, NotFound
 from werkzeug.wrappers import Response
 
 from models import PRIORITIES, STATUSES, Category, Skill, TicketMessage, record_audit
@@ -171,6 +171,8 @@ def attachment(number: int, message_id: str, index: int) -> Response:
 def my_skills() -> str | Response:
     available = list(Skill.objects(active=True).order_by("name").distinct("name"))
     if request.method == "POST":
+        if current_user.role != "admin":  # skills are granted by admins (README "Security model")
+            raise Forbidden("Skills are granted by an admin.")
         chosen = normalise_skills(request.form.getlist("skills"))
         if set(chosen) - set(Skill.objects.distinct("name")):
             raise BadRequest("Unknown skill.")

@@ -1,31 +1,55 @@
-"""GET /status/<token>: the public thread of one ticket; never notes, AI output or other tickets."""
+"""GET /status/<token>: the public thread of one ticket; never notes, AI output, auto-replies or other
+tickets. POST /tickets/<n>/status-links/revoke: an agent ends every link of a ticket at once."""
 
 from __future__ import annotations
 
-from flask import current_app, render_template
+from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_jwt_extended import current_user
 
-from models import Ticket
-from models.links import read_status_token
+from models import Ticket, record_audit
+from models.links import find_status_link, revoke_status_links
 from webadmin.sanitize import safe_email_html
+from webadmin.security import staff_required
 from webadmin.status import bp
-from webadmin.tickets import thread_of, ticket_index
+from webadmin.status.access_log import install_dev_server_filter
+from webadmin.tickets import get_ticket_for, thread_of
 
-_NO_EXPIRY = 100 * 365 * 24 * 3600  # only to tell an expired link from a forged one
+
+@bp.record_once
+def _hide_tokens_in_dev_server_log(_state: object) -> None:
+    install_dev_server_filter()
+
+
+_GONE = {"expired": "This link has expired.", "revoked": "This link was withdrawn."}
 
 
 @bp.get("/status/<token>")
 def status_page(token: str) -> tuple[str, int] | str:
-    secret = current_app.extensions["settings"].secret_key
-    found = read_status_token(secret, token)
-    if found is None:
-        if read_status_token(secret, token, max_age=_NO_EXPIRY) is not None:
-            return render_template("status_error.html", code=410, message="This link has expired."), 410
+    link, state = find_status_link(token)
+    if state in _GONE:
+        return render_template("status_error.html", code=410, message=_GONE[state]), 410
+    ticket = Ticket.objects(id=link.ticket_id).first() if link is not None else None
+    if ticket is None:
         return render_template("status_error.html", code=404, message="This link is not valid."), 404
-    number, email = found
-    row = ticket_index().find(number)
-    ticket = Ticket.objects(id=row.id).first() if row is not None else None
-    if ticket is None or ticket.requester_email.lower() != email.lower():
-        return render_template("status_error.html", code=404, message="This link is not valid."), 404
-    return render_template(
-        "status.html", ticket=ticket, messages=thread_of(ticket, public_only=True), html_of=safe_email_html
+    messages = [m for m in thread_of(ticket, public_only=True) if not m.auto_submitted]
+    return render_template("status.html", ticket=ticket, messages=messages, html_of=safe_email_html)
+
+
+@bp.post("/tickets/<int:number>/status-links/revoke")
+@staff_required
+def revoke_links(number: int) -> ResponseReturnValue:
+    """End every status link of a ticket (e.g. a link was forwarded or leaked); later replies carry new ones."""
+    ticket = get_ticket_for(current_user, number)
+    revoked = revoke_status_links(ticket.number, current_user.email)
+    record_audit(
+        current_user.email,
+        "status_links_revoke",
+        f"ticket:{ticket.number}",
+        ticket_number=ticket.number,
+        detail=f"{revoked} link(s)",
     )
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        return jsonify(revoked=revoked)
+    flash(f"Status links withdrawn: {revoked}.")
+    return redirect(url_for("moderator.ticket", number=number))
