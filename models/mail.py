@@ -85,6 +85,7 @@ class QuarantinedEmail(Document):
     mailbox = StringField(default="")
     uid = IntField()
     received_at = DateTimeField(default=utcnow)
+    reingest_requested_at = DateTimeField()  # set by Flask-Admin; the daemon re-ingests and clears it
     reingested_at = DateTimeField()
     reingest_result = StringField()
 

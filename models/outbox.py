@@ -50,7 +50,7 @@ class OutboundEmail(Journaled):
     created_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField()
 
-    meta = {"collection": "outbox", "indexes": [("state", "next_attempt_at"), "ticket_number"]}
+    meta = {"collection": "outbox", "indexes": [("state", "next_attempt_at"), "ticket_number", "-created_at"]}
 
 
 def make_message_id(domain: str) -> str:

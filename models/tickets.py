@@ -107,6 +107,15 @@ class Ticket(Journaled):
             "required_skills",
             "category",
             "priority",
+            # needed by webadmin (queue, API, Flask-Admin, dashboard):
+            ("status", "-number"),
+            ("assignee", "-number"),
+            ("required_skills", "-number"),
+            ("requester_email", "-number"),
+            ("escalated", "-escalated_at"),
+            ("triage.state", "number"),
+            "triage.completed_at",
+            {"fields": ["$subject", "$summary"], "default_language": "english", "name": "ticket_text"},
         ],
     }
 

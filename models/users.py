@@ -46,7 +46,7 @@ class User(Document):
     created_at = DateTimeField(default=utcnow)
     last_assigned_at = DateTimeField()
 
-    meta = {"collection": "users", "indexes": ["role", "skills", ("role", "active")]}
+    meta = {"collection": "users", "indexes": ["role", "skills", ("role", "active"), ("role", "email")]}
 
     def clean(self) -> None:
         self.email = normalise_email(self.email or "")
