@@ -8,7 +8,7 @@ from models import Ticket
 from models.links import read_status_token
 from webadmin.sanitize import safe_email_html
 from webadmin.status import bp
-from webadmin.tickets import thread_of, ticket_index
+from webadmin.tickets import MAX_TICKET_NUMBER, thread_of
 
 _NO_EXPIRY = 100 * 365 * 24 * 3600  # only to tell an expired link from a forged one
 
@@ -22,8 +22,7 @@ def status_page(token: str) -> tuple[str, int] | str:
             return render_template("status_error.html", code=410, message="This link has expired."), 410
         return render_template("status_error.html", code=404, message="This link is not valid."), 404
     number, email = found
-    row = ticket_index().find(number)
-    ticket = Ticket.objects(id=row.id).first() if row is not None else None
+    ticket = Ticket.objects(number=number).first() if 0 < number <= MAX_TICKET_NUMBER else None
     if ticket is None or ticket.requester_email.lower() != email.lower():
         return render_template("status_error.html", code=404, message="This link is not valid."), 404
     return render_template(
