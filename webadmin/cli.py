@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
+from flask.cli import ScriptInfo
 from pymongo.errors import ConnectionFailure
 from pymongo.uri_parser import parse_uri
 
@@ -46,13 +47,21 @@ def where(mongo_uri: str) -> str:
         return "the configured server"
 
 
+def _app() -> Flask:
+    """The app of the running command (`flask` pushes its context; a test runner may not)."""
+    if current_app:
+        return current_app._get_current_object()  # type: ignore[attr-defined]
+    return click.get_current_context().ensure_object(ScriptInfo).load_app()
+
+
 def _guarded(callback: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(callback)
     def run(*args: Any, **kwargs: Any) -> Any:
-        problem = current_app.extensions.get("settings_error")
+        app = _app()
+        problem = app.extensions.get("settings_error")
         if problem is not None:
             raise CliProblem(f"configuration: {problem}")
-        uri = current_app.extensions["settings"].mongo_uri
+        uri = app.extensions["settings"].mongo_uri
         connect_db(with_timeouts(uri))  # lazy: the first query connects, or fails within the timeout
         try:
             return callback(*args, **kwargs)

@@ -92,7 +92,11 @@ class OutboxView(SecureModelView):
     def action_retry(self, ids: list[str]) -> None:
         wanted = [ObjectId(i) for i in ids if ObjectId.is_valid(i)]
         count = OutboundEmail.objects(id__in=wanted, state="failed").update(
-            set__state="queued", set__next_attempt_at=utcnow(), set__attempts=0, unset__last_error=True
+            set__state="queued",
+            set__next_attempt_at=utcnow(),
+            set__attempts=0,
+            unset__last_error=True,
+            unset__lease_until=True,
         )
         flash(f"Queued {count} failed email(s) for another attempt.")
 
