@@ -20,3 +20,7 @@ def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
     finally:
         disconnect_db()  # workers open their own connections after the fork
     server.log.info("database indexes ready")
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's Worker
+    worker.log.info("worker ready")  # no warm-up: nothing is loaded before the first request
