@@ -24,7 +24,7 @@ class UserView(SecureModelView):
     """Moderators and admins (`role, email` index); requesters have their own list below."""
 
     roles: tuple[str, ...] = ("moderator", "admin")
-    column_list = ("email", "name", "role", "skills", "active", "created_at", "last_assigned_at")
+    column_list: tuple[str, ...] = ("email", "name", "role", "skills", "active", "created_at", "last_assigned_at")
     column_filters = (BooleanEqualFilter("active", "Active"),)
     column_searchable_list = ("email",)
     column_default_sort = "email"
