@@ -4,6 +4,8 @@ once), search by words, number or address, filters, and who sees what."""
 
 from __future__ import annotations
 
+import json
+
 from pymongo import MongoClient
 
 from models import Ticket, utcnow
@@ -107,3 +109,22 @@ def test_moderators_see_their_own_and_unassigned_tickets_for_their_skills_only(a
     # Routing (another process) assigns the VPN ticket to Bo: it leaves Ana's list at once.
     Ticket.objects(id=fits.id).update_one(set__assignee=bo.id)
     assert _numbers(client, ana_headers) == [mine.number]
+
+
+def test_users_list_is_paginated_and_filtered_by_role(app, db) -> None:
+    admin = make_user("admin@example.test", role="admin")
+    for name in ("cy", "ann", "bo"):
+        make_user(f"{name}@example.test", role="user", password=None)
+    make_user("mod@example.test")
+    client, headers = app.test_client(), bearer(app, admin)
+
+    first = client.get("/api/users?page_size=2", headers=headers)
+    assert first.status_code == 200
+    assert [u["email"] for u in first.get_json()] == ["admin@example.test", "ann@example.test"]
+    assert json.loads(first.headers["X-Pagination"])["total"] == 5
+    third = client.get("/api/users?page_size=2&page=3", headers=headers).get_json()
+    assert [u["email"] for u in third] == ["mod@example.test"]
+    requesters = client.get("/api/users?role=user", headers=headers).get_json()
+    assert [u["email"] for u in requesters] == ["ann@example.test", "bo@example.test", "cy@example.test"]
+    assert client.get("/api/users?role=boss", headers=headers).status_code == 422
+    assert client.get("/api/users?page_size=1000", headers=headers).status_code == 422
