@@ -94,6 +94,12 @@ class TicketView(SecureModelView):
     def _search(self, query: QuerySet, search_term: str) -> QuerySet:
         return query.filter(__raw__=search_query(search_term))
 
+    def get_list(self, page: int | None, *args: Any, **kwargs: Any) -> Any:
+        count, data = super().get_list(page, *args, **kwargs)
+        if kwargs.get("execute", True) and isinstance(data, QuerySet):
+            data = data.select_related(1)  # the page's assignees in one `$in`, not one query per row
+        return count, data
+
     def _fill_choices(self, form):  # noqa: ANN001,ANN202
         form.assign_to.choices = staff_choices()
         form.category.choices = [("", "—")] + [(c, c) for c in Category.objects.order_by("name").distinct("name")]
