@@ -52,12 +52,15 @@ def test_help_answers_without_a_database(tmp_path: pathlib.Path) -> None:
 
 def test_a_database_that_is_down_gives_one_line_and_exit_code_2_within_5_seconds(tmp_path: pathlib.Path) -> None:
     port = _free_port()
-    result, elapsed = _flask(tmp_path, "users", "list", MONGO_URI=f"mongodb://127.0.0.1:{port}/helpdesk", **SECRETS)
+    uri = f"mongodb://127.0.0.1:{port}/helpdesk"
+    _, startup = _flask(tmp_path, "users", "--help", MONGO_URI=uri, **SECRETS)  # Python and app start-up alone
+    result, elapsed = _flask(tmp_path, "users", "list", MONGO_URI=uri, **SECRETS)
     assert result.returncode == 2
     [line] = _error_lines(result)
     assert f"database unreachable at 127.0.0.1:{port}" in line and "MONGO_URI" in line
     assert "Traceback" not in result.stderr
-    assert elapsed < 5.0, f"took {elapsed:.1f}s"
+    # About 3 s on an idle machine; start-up itself slows down when the machine is busy, the wait must not.
+    assert elapsed - startup < 3.0, f"took {elapsed:.1f}s, of which start-up {startup:.1f}s"
 
 
 def test_a_missing_setting_gives_one_line_and_exit_code_2(tmp_path: pathlib.Path) -> None:

@@ -27,8 +27,10 @@ from webadmin.ticket_actions import reroute_open_tickets_of
 def users(query: dict, pagination_parameters: PaginationParameters) -> list[dict]:
     """Users by email, a page at a time (`X-Pagination` header), optionally of one role. Admins only."""
     found = User.objects(role=query["role"]) if query.get("role") else User.objects  # index `role, email` / `email`
-    pagination_parameters.item_count = found.count()
+    pagination_parameters.item_count = total = found.count()
     first = pagination_parameters.first_item
+    if first >= total:  # past the end (also a page number too large for the database's skip)
+        return []
     return [user_dict(u) for u in found.order_by("email").skip(first).limit(pagination_parameters.page_size)]
 
 
