@@ -1,7 +1,7 @@
 """Run the web panel with Flask's development server.
 
 Production: `gunicorn -c gunicorn.conf.py 'webadmin:create_app()'` (settings come from the environment;
-the config builds each worker's in-memory ticket list before it serves).
+the config creates the indexes once, before the workers start).
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+
+from pymongo.errors import ConnectionFailure
 
 from config import SettingsError, load_settings
 
@@ -25,10 +27,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from models import connect_db, ensure_all_indexes
     from webadmin import create_app
+    from webadmin.cli import where, with_timeouts
 
+    try:
+        connect_db(with_timeouts(settings.mongo_uri))
+        ensure_all_indexes()
+    except ConnectionFailure:
+        print(f"database unreachable at {where(settings.mongo_uri)}: start it or set MONGO_URI", file=sys.stderr)
+        return 2
     app = create_app(settings)
-    app.extensions["ticket_index"].warm_in_background()
     app.run(host=args.host, port=args.port, debug=args.debug)
     return 0
 

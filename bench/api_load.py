@@ -44,13 +44,13 @@ def wait_until_up(port: int, timeout: float = 30.0) -> None:
 
 
 def wait_for_workers(gunicorn: subprocess.Popen, count: int, timeout: float = 300.0) -> None:
-    """Until `count` workers logged that their in-memory ticket index is built (gunicorn.conf.py)."""
+    """Until `count` workers logged that they are ready (gunicorn.conf.py)."""
     deadline, ready = time.monotonic() + timeout, 0
     while ready < count:
         line = gunicorn.stderr.readline()
         if not line or time.monotonic() > deadline:
             raise RuntimeError("gunicorn workers did not get ready")
-        if "ticket index ready" in line:
+        if "worker ready" in line:
             ready += 1
             print("  " + line.strip().split("] ")[-1], flush=True)
     # keep draining stderr so gunicorn never blocks on a full pipe
@@ -115,7 +115,7 @@ def main() -> None:
     )
     try:
         wait_for_workers(gunicorn, WORKERS)
-        print(f"{WORKERS} workers built their ticket index {time.monotonic() - began:.1f}s after start", flush=True)
+        print(f"{WORKERS} workers ready {time.monotonic() - began:.1f}s after start", flush=True)
         wait_until_up(port)
         token = login(port)
         stop = time.monotonic() + DURATION

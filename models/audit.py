@@ -16,7 +16,7 @@ class AuditEvent(Document):
     detail = StringField(default="")
     reason = StringField(default="")
 
-    meta = {"collection": "audit_log", "indexes": ["-at", "ticket_number"]}
+    meta = {"collection": "audit_log", "indexes": ["-at", "ticket_number", ("actor", "-at"), ("action", "-at")]}
 
 
 def record_audit(

@@ -63,6 +63,7 @@ class OutboundEmail(Document):
             ("state", "lease_until"),
             "ticket_number",
             ("state", "-created_at"),
+            "-created_at",
         ],
     }
 

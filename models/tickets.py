@@ -120,6 +120,15 @@ class Ticket(Document):
             "triage.human_fields",  # the offline model's training set (moderators' corrections)
             "category",
             "priority",
+            # needed by webadmin (queue, API, Flask-Admin, dashboard):
+            ("status", "-number"),
+            ("assignee", "-number"),
+            ("required_skills", "-number"),
+            ("requester_email", "-number"),
+            ("escalated", "-escalated_at"),
+            ("triage.state", "number"),
+            "triage.completed_at",
+            {"fields": ["$subject", "$summary"], "default_language": "english", "name": "ticket_text"},
         ],
     }
 

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from daemon.outbox import send_due, send_one
-from models import AuditEvent, OutboundEmail, Ticket, TicketMessage, TriageState, User, queue_email
+from models import AuditEvent, OutboundEmail, QuarantinedEmail, Ticket, TicketMessage, TriageState, User, queue_email
 from tests.conftest import make_settings
 from tests.support import MailStack
 from tests.web_support import app, cookie_login, make_ticket, make_user  # noqa: F401
@@ -365,8 +365,37 @@ def test_outbox_retry_sends_the_failed_email_on_the_next_outbox_pass(
     response = run_action_on_ids(client, match.group(1), "retry", [str(email.id), MALFORMED], view="/admin/outbox/")
     assert response.status_code == 302
     assert "Queued 1 failed email(s) for another attempt." in client.get("/admin/outbox/").get_data(as_text=True)
+    email.reload()
+    assert (email.state, email.attempts, email.last_error) == ("queued", 0, None)
 
     assert send_due(settings) == 1
     [sent] = mail.wait_for_sink(1)
     assert sent["Message-ID"] == email.message_id
     assert OutboundEmail.objects.get(id=email.id).state == "sent"
+
+
+def test_reingest_only_asks_the_daemon_and_search_box_takes_words_numbers_and_addresses(app: Flask, team: Team) -> None:
+    """The panel flags quarantined emails for the daemon (it never ingests mail itself)."""
+    held = QuarantinedEmail(reason="unparsable", sender="x@example.test", subject="???").save()
+    tickets_before = Ticket.objects.count()
+    client, _ = admin_session(app)
+    page = client.get("/admin/quarantine/").get_data(as_text=True)
+    match = ACTION_FORM_CSRF.search(page)
+    assert match, "the quarantine list has no action form"
+    response = run_action_on_ids(
+        client, match.group(1), "reingest", [str(held.id), MALFORMED], view="/admin/quarantine/"
+    )
+    assert response.status_code == 302
+    assert "Queued 1 email(s) for re-ingestion." in client.get("/admin/quarantine/").get_data(as_text=True)
+    held.reload()
+    assert held.reingest_requested_at is not None and held.reingested_at is None
+    assert Ticket.objects.count() == tickets_before
+
+    def listed(search: str) -> set[int]:
+        body = client.get(LIST, query_string={"search": search}).get_data(as_text=True)
+        return {int(n) for n in re.findall(r'href="/tickets/(\d+)"', body)}
+
+    subject_word = team.first.subject.split()[0]
+    assert team.first.number in listed(subject_word.upper())
+    assert listed(f"#{team.second.number}") == {team.second.number}
+    assert listed(".*") == set()  # words, never a pattern

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from daemon.outbox import send_due
 from models import AuditEvent, Ticket, User
 from tests.support import make_email
 from tests.web_support import PASSWORD, app, make_user, served  # noqa: F401
@@ -64,6 +65,7 @@ def test_moderator_replies_and_the_email_is_threaded(app, settings, mail, browse
         page.click("button[name=send]")
         page.wait_for_selector("text=Reply sent to the requester.")
         context.close()
+    assert send_due(settings) == 1  # the daemon's outbox job sends what the panel queued
     [sent] = mail.wait_for_sink(1)
     assert sent["In-Reply-To"] == customer_email["Message-ID"]
     assert customer_email["Message-ID"] in sent["References"]

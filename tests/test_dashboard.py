@@ -236,7 +236,7 @@ def test_percentile_is_the_nearest_rank(values: list[float], q: float, expected:
     assert percentile(values, q) == expected
 
 
-def test_triage_latency_counts_only_successful_first_triages() -> None:
+def test_triage_latency_counts_only_successful_first_triages(app) -> None:
     created = dt.datetime(2025, 3, 1, 12, 0)
     later = created + dt.timedelta(seconds=40)
     rows = [
@@ -245,10 +245,16 @@ def test_triage_latency_counts_only_successful_first_triages() -> None:
         (created, "failed", 0, later),  # attempts used up: escalated, not triaged
         (created, "pending", 0, later),  # a retry is waiting
         (created - dt.timedelta(days=30), "done", 2, later),  # re-triaged: its age is not triage latency
-        (None, "done", 0, later),
         (created, "done", 0, None),
+        (created - dt.timedelta(days=9), "done", 0, created - dt.timedelta(days=8)),  # finished before `since`
     ]
-    assert triage_latencies(rows) == [40.0, 60.0]
+    for arrived, state, generation, done in rows:
+        ticket = make_ticket(created_at=arrived, triage=TriageState(state=state, completed_at=done))
+        if generation is None:
+            Ticket.objects(id=ticket.id).update_one(unset__triage__generation=True)
+        else:
+            Ticket.objects(id=ticket.id).update_one(set__triage__generation=generation)
+    assert sorted(triage_latencies(created - dt.timedelta(days=7))) == [40.0, 60.0]
 
 
 def test_triage_latency_ignores_re_triaged_and_failed_tickets(app) -> None:

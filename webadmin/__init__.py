@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import logging
 
+import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import Settings, load_settings
-from models import connect_db, ensure_all_indexes
-from webadmin.extensions import mail
+from config import Settings, SettingsError, load_settings
+from models import connect_db
 
 logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """The one app factory. `settings` defaults to the environment (and `.env`)."""
-    settings = settings or load_settings()
+    """The one app factory. `settings` defaults to the environment (and `.env`).
+
+    No I/O here: the database connection is lazy and indexes are created by `flask --app webadmin
+    db init` (called by run_web.py and gunicorn.conf.py once before serving).
+    """
+    if settings is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            if click.get_current_context(silent=True) is None:
+                raise  # gunicorn & co.: refuse to start
+            return _cli_only_app(exc)  # `flask --help` still answers; each command reports the problem
     app = Flask(__name__)
     app.config.update(settings.flask_config())
     app.extensions["settings"] = settings
@@ -24,26 +34,28 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Behind a reverse proxy every client would otherwise share the proxy's address (and its login limit).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_fix_x_for, x_proto=1)  # type: ignore[method-assign]
 
-    connect_db(settings.mongo_uri)
-    ensure_all_indexes()
-    mail.init_app(app)
+    connect_db(settings.mongo_uri)  # lazy: no round-trip until the first query
 
+    from webadmin.cli import register_cli
     from webadmin.setup import init_web
 
     init_web(app, settings)
+    register_cli(app)
+    return app
 
-    from webadmin.cli_users import skills_cli, users_cli
 
-    app.cli.add_command(users_cli)
-    app.cli.add_command(skills_cli)
+def _cli_only_app(problem: SettingsError) -> Flask:
+    """An app that only lists the commands (under `flask`, when settings are missing or invalid)."""
+    from webadmin.cli import register_cli
 
-    from triage.cli import triage_cli
+    app = Flask(__name__)
+    app.extensions["settings_error"] = problem
+    register_cli(app)
 
-    app.cli.add_command(triage_cli)
+    @app.before_request
+    def refuse() -> tuple[str, int]:
+        return f"configuration error: {problem}\n", 503
 
-    from daemon.cli import mail_cli
-
-    app.cli.add_command(mail_cli)
     return app
 
 

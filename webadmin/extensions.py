@@ -5,7 +5,5 @@ those per app (tests create several apps in one process).
 """
 
 from flask_jwt_extended import JWTManager
-from flask_mail import Mail
 
 jwt = JWTManager()
-mail = Mail()

@@ -10,7 +10,6 @@ from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
 
 from config import Settings
-from models.ticket_index import TicketIndex
 from webadmin.errors import HelpdeskApi, register_error_handlers
 from webadmin.security import configure_jwt, is_api_request
 
@@ -42,7 +41,6 @@ def init_web(app: Flask, settings: Settings) -> None:
         TEMPLATES_AUTO_RELOAD=False,
     )
     configure_jwt(app, settings.jwt_access_minutes, settings.jwt_refresh_hours, settings.app_url.startswith("https://"))
-    app.extensions["ticket_index"] = TicketIndex(settings.ticket_index_rebuild_seconds)
     api = HelpdeskApi(app)
     app.extensions["smorest_api"] = api
     register_error_handlers(app)
@@ -66,10 +64,6 @@ def init_web(app: Flask, settings: Settings) -> None:
     init_admin(app, settings)
     app.before_request(_make_nonce)
     app.after_request(_security_headers)
-
-    from webadmin.cli_demo import demo_cli
-
-    app.cli.add_command(demo_cli)
 
 
 def _make_nonce() -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from pymongo.errors import DuplicateKeyError
-
 from config import Settings
 from models import Ticket, TicketMessage, User, queue_email, record_audit, utcnow
 from models.links import create_status_token, status_url
@@ -42,8 +40,8 @@ def _touch(ticket: Ticket) -> None:
 
 
 def reply(ticket: Ticket, author: User, text: str, settings: Settings) -> TicketMessage:
-    """Store an outbound message, queue it in the outbox threaded to the requester's last email,
-    and try to send it at once (a failure stays queued for the daemon's outbox job)."""
+    """Store an outbound message and queue it in the outbox threaded to the requester's last email;
+    the daemon's outbox job sends it (the web app never talks SMTP)."""
     thread = thread_of(ticket, public_only=True)
     inbound_ids = [m.message_id for m in thread if m.kind == "inbound"]
     in_reply_to = inbound_ids[-1] if inbound_ids else ticket.source_message_id
@@ -71,7 +69,7 @@ def reply(ticket: Ticket, author: User, text: str, settings: Settings) -> Ticket
         sent_at=utcnow(),
     ).save()
     try:
-        outbound = queue_email(
+        queue_email(
             kind="reply",
             to=[ticket.requester_email],
             subject=subject,
@@ -92,20 +90,7 @@ def reply(ticket: Ticket, author: User, text: str, settings: Settings) -> Ticket
     if ticket.status in ("new", "open"):
         ticket.status = "pending"
     _touch(ticket)
-    _send_now(outbound.id, settings)
     return message
-
-
-def _send_now(email_id: object, settings: Settings) -> None:
-    try:
-        from daemon.outbox import send_one
-    except ImportError:
-        logger.info("outbox sender not available; email %s stays queued", email_id)
-        return
-    try:
-        send_one(email_id, settings)
-    except Exception:
-        logger.exception("immediate send of %s failed; the outbox job will retry", email_id)
 
 
 def add_note(ticket: Ticket, author: User, text: str, settings: Settings) -> TicketMessage:
@@ -176,15 +161,13 @@ def assign(ticket: Ticket, actor: User, assignee: User | None, reason: str, sett
 def take(ticket: Ticket, user: User, settings: Settings) -> bool:
     """Assign an unassigned ticket to `user`; False when someone else took it first.
 
-    Read-modify-write is racy on FerretDB, so the claim is a unique `_id` insert keyed by the
-    ticket's state as we read it: of two moderators who saw the same state, only one insert wins.
+    The claim is one conditional update (`assignee` still empty), so of two moderators taking the same
+    ticket exactly one wins.
     """
     if ticket.assignee is not None:
         return False
-    claim_id = f"take:{ticket.id}:{ticket.updated_at.isoformat() if ticket.updated_at else ''}"
-    try:
-        Ticket._get_db()["ticket_claims"].insert_one({"_id": claim_id, "user": str(user.id), "at": utcnow()})
-    except DuplicateKeyError:
+    claimed = Ticket.objects(id=ticket.id, assignee=None).update_one(set__assignee=user.id, set__assigned_at=utcnow())
+    if not claimed:
         return False
     assign(ticket, user, user, "took it from the queue", settings)
     return True

@@ -1,19 +1,34 @@
-"""Who may see which ticket, and the role-scoped ticket queries shared by pages and the API."""
+"""Who may see which ticket, and the role-scoped ticket queries shared by pages and the API.
+
+Every list is one query on the `tickets` collection served by an index declared in `models.tickets`
+(see `INDEXES_NEEDED` below for the ones the web app relies on), newest ticket (highest number) first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass
+from typing import Any
 
-from flask import current_app
 from werkzeug.exceptions import Forbidden, NotFound
 
 from models import Ticket, TicketMessage, User
-from models.ticket_index import TicketIndex, TicketRow
 from models.tickets import OPEN_STATUSES
+from models.users import normalise_email
 
 MAX_PER_PAGE = 100
 MAX_TICKET_NUMBER = 2**53  # larger numbers cannot exist; BSON integers overflow at 2**63
+NEWEST_FIRST = ("-number",)  # numbers are allocated in arrival order; unique index on `number`
+_NUMBER = re.compile(r"^#?\s*(\d{1,16})$")
+
+# The compound indexes these queries need on `tickets` (declared in models/tickets.py's meta):
+INDEXES_NEEDED = (
+    ("status", "-number"),  # the open queue, newest first; status filters
+    ("assignee", "-number"),  # "mine" and a moderator's own tickets
+    ("required_skills", "-number"),  # unassigned tickets a moderator's skills fit
+    ("requester_email", "-number"),  # a requester's own tickets; search by address
+    ("$subject", "$summary"),  # the text index behind `q`
+)
 
 
 @dataclass(frozen=True)
@@ -21,13 +36,13 @@ class TicketFilters:
     status: str = ""  # a status, "active" (every open status) or "" for any
     priority: str = ""
     category: str = ""
-    search: str = ""  # subject or requester address, case-insensitive substring
+    search: str = ""  # words of the subject/summary, a ticket number, or a requester's address
     scope: str = ""  # "mine", "unassigned" or "" (everything the user may see)
 
 
 @dataclass(frozen=True)
 class Page:
-    items: list[TicketRow]
+    items: list[Ticket]
     page: int
     per_page: int
     total: int
@@ -49,15 +64,9 @@ def can_view(user: User, ticket: Ticket) -> bool:
     return ticket.requester_email.lower() == user.email.lower()
 
 
-def ticket_index() -> TicketIndex:
-    """This web process's in-memory ticket list (see webadmin/ticket_index.py)."""
-    return current_app.extensions["ticket_index"]
-
-
 def get_ticket_for(user: User, number: int) -> Ticket:
     """The ticket, or NotFound when it does not exist, Forbidden when `user` may not see it."""
-    row = ticket_index().find(number) if 0 < number <= MAX_TICKET_NUMBER else None
-    ticket = Ticket.objects(id=row.id).first() if row is not None else None
+    ticket = Ticket.objects(number=number).first() if 0 < number <= MAX_TICKET_NUMBER else None
     if ticket is None:
         raise NotFound(f"Ticket #{number} does not exist.")
     if not can_view(user, ticket):
@@ -65,62 +74,76 @@ def get_ticket_for(user: User, number: int) -> Ticket:
     return ticket
 
 
-def _visible_to(user: User) -> Callable[[TicketRow], bool]:
-    """Who sees what (admins everything; moderators their own tickets and unassigned ones needing
-    their skills; requesters their own requests), for the in-memory rows."""
+def visibility(user: User) -> dict[str, Any]:
+    """Who sees what, as a query: admins everything; moderators their own tickets and unassigned ones
+    needing one of their skills; requesters their own requests."""
     if user.role == "admin":
-        return lambda row: True
+        return {}
     if user.role == "moderator":
-        me, skills = user.id, frozenset(user.skills or ())
-        return lambda row: (
-            row.assignee_id == me or (row.assignee_id is None and not row.required_skills.isdisjoint(skills))
-        )
-    email = user.email.lower()
-    return lambda row: row.requester_email.lower() == email
+        mine: dict[str, Any] = {"assignee": user.id}
+        if not user.skills:
+            return mine
+        return {"$or": [mine, {"assignee": None, "required_skills": {"$in": list(user.skills)}}]}
+    return {"requester_email": normalise_email(user.email)}
 
 
-def _matches(user: User, filters: TicketFilters) -> Callable[[TicketRow], bool]:
-    visible, me = _visible_to(user), user.id
-    statuses = frozenset(OPEN_STATUSES) if filters.status == "active" else frozenset((filters.status,))
-    priority, category, scope = filters.priority, filters.category, filters.scope
-    needle = filters.search.strip().lower()
+def search_query(text: str) -> dict[str, Any]:
+    """`q` as a query: a ticket number (`42`, `#42`), a requester's address, or words ($text index)."""
+    text = text.strip()
+    number = _NUMBER.match(text)
+    if number:
+        value = int(number.group(1))
+        return {"number": value if value <= MAX_TICKET_NUMBER else -1}
+    if "@" in text and " " not in text:
+        return {"requester_email": normalise_email(text)}
+    return {"$text": {"$search": text}}
 
-    def matches(row: TicketRow) -> bool:
-        return (
-            (not filters.status or row.status in statuses)
-            and (not priority or row.priority == priority)
-            and (not category or row.category == category)
-            and (scope != "mine" or row.assignee_id == me)
-            and (scope != "unassigned" or row.assignee_id is None)
-            and (not needle or needle in row.search_text)
-            and visible(row)
-        )
 
-    return matches
+def ticket_query(user: User, filters: TicketFilters) -> dict[str, Any]:
+    """The raw query for the tickets `user` may see that match `filters`."""
+    clauses: list[dict[str, Any]] = []
+    if filters.status == "active":
+        clauses.append({"status": {"$in": list(OPEN_STATUSES)}})
+    elif filters.status:
+        clauses.append({"status": filters.status})
+    if filters.priority:
+        clauses.append({"priority": filters.priority})
+    if filters.category:
+        clauses.append({"category": filters.category})
+    if filters.scope == "mine":
+        clauses.append({"assignee": user.id})
+    elif filters.scope == "unassigned":
+        clauses.append({"assignee": None})
+    if filters.search.strip():
+        clauses.append(search_query(filters.search))
+    seen = visibility(user)
+    if seen:
+        clauses.append(seen)
+    query: dict[str, Any] = {}
+    for clause in clauses:  # flatten into one document ($or and $text at the top level, as MongoDB requires)
+        for key, value in clause.items():
+            if key in query:
+                query.setdefault("$and", []).append({key: value})
+            else:
+                query[key] = value
+    return query
 
 
 def list_tickets(user: User, filters: TicketFilters, page: int = 1, per_page: int = 25) -> Page:
     """The tickets `user` may see that match `filters`, newest first, one page of them."""
     per_page = max(1, min(per_page, MAX_PER_PAGE))
     page = max(1, page)
-    matches = _matches(user, filters)
-    matching = [row for row in ticket_index().rows() if matches(row)]
-    chosen = matching[(page - 1) * per_page : page * per_page]
-    index = ticket_index()
-    items = [replace(row, assignee=index.user(row.assignee_id)) if row.assignee_id else row for row in chosen]
-    return Page(items=items, page=page, per_page=per_page, total=len(matching))
+    query = ticket_query(user, filters)
+    found = Ticket.objects(__raw__=query)
+    total = found.count()
+    items = list(found.order_by(*NEWEST_FIRST).skip((page - 1) * per_page).limit(per_page).select_related(1))
+    return Page(items=items, page=page, per_page=per_page, total=total)
 
 
 def thread_of(ticket: Ticket, *, public_only: bool) -> list[TicketMessage]:
-    """The ticket's messages in order; `public_only` keeps just the emails the requester saw."""
-    collection = TicketMessage._get_collection()
-    messages = []
-    for message_id in ticket_index().message_ids(ticket.id):
-        doc = collection.find_one({"_id": message_id})
-        if doc is None:
-            continue
-        message = TicketMessage._from_son(doc)
-        if public_only and not (message.kind in ("inbound", "outbound") and message.public):
-            continue
-        messages.append(message)
-    return messages
+    """The ticket's messages in order (index `ticket, created_at`); `public_only` keeps just the emails
+    the requester saw."""
+    found = TicketMessage.objects(ticket=ticket.id)
+    if public_only:
+        found = found.filter(kind__in=("inbound", "outbound"), public=True)
+    return list(found.order_by("created_at", "id"))

@@ -14,7 +14,7 @@ from models import AuditEvent, Category, OutboundEmail, QuarantinedEmail, Skill,
 def init_admin(app: Flask, settings: Settings) -> Admin:
     from webadmin.admin_panel.base import ClosedIndexView
     from webadmin.admin_panel.mailops import AuditView, OutboxView, QuarantineView
-    from webadmin.admin_panel.people import CategoryView, SkillView, UserView
+    from webadmin.admin_panel.people import CategoryView, RequesterView, SkillView, UserView
     from webadmin.admin_panel.tickets import EscalationView, TicketView, TriageReviewView
 
     admin = Admin(
@@ -24,7 +24,8 @@ def init_admin(app: Flask, settings: Settings) -> Admin:
         theme=Bootstrap4Theme(base_template="admin/helpdesk_base.html", fluid=True),
         csp_nonce_generator=lambda: g.get("csp_nonce", ""),
     )
-    admin.add_view(UserView(User, name="Users", endpoint="users", category="Team"))
+    admin.add_view(UserView(User, name="Staff", endpoint="users", category="Team"))
+    admin.add_view(RequesterView(User, name="Requesters", endpoint="requesters", category="Team"))
     admin.add_view(SkillView(Skill, name="Skills", endpoint="skills", category="Team"))
     admin.add_view(CategoryView(Category, name="Categories", endpoint="categories", category="Team"))
     admin.add_view(TicketView(Ticket, name="Tickets", endpoint="tickets_admin", category="Tickets"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app
+from flask import abort, current_app, g
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.mongoengine import ModelView
 from flask_jwt_extended import current_user, verify_jwt_in_request
@@ -16,8 +16,11 @@ from config import Settings
 def admin_is_signed_in() -> bool:
     # Raises for a missing/invalid token or a cookie POST without its CSRF token; the JWT error
     # handlers turn that into a redirect to the login page (or a 403 for CSRF).
-    verify_jwt_in_request()
-    return current_user.role == "admin"
+    # Asked once per menu entry while a page renders: check the token (a revocation and a user lookup) once.
+    if "admin_signed_in" not in g:
+        verify_jwt_in_request()
+        g.admin_signed_in = current_user.role == "admin"
+    return bool(g.admin_signed_in)
 
 
 class AdminOnlyMixin:

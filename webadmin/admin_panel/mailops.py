@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
 from bson import ObjectId
 from bson.errors import InvalidId
 from flask import abort, flash, send_file, url_for
 from flask_admin import expose
 from flask_admin.actions import action
+from flask_admin.contrib.mongoengine.filters import FilterEqual, IntEqualFilter
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from models import QuarantinedEmail
+from models import OutboundEmail, QuarantinedEmail, utcnow
+from models.outbox import OUTBOX_STATES
 from webadmin.admin_panel.base import SecureModelView
-
-logger = logging.getLogger(__name__)
 
 
 def _raw_link(view, context, model, name):  # noqa: ANN001,ANN202 - Flask-Admin formatter signature
@@ -26,12 +24,23 @@ class QuarantineView(SecureModelView):
     can_create = False
     can_edit = False
     can_view_details = True
-    column_list = ("received_at", "reason", "sender", "subject", "size", "reingested_at", "reingest_result", "raw")
+    column_list = (
+        "received_at",
+        "reason",
+        "sender",
+        "subject",
+        "size",
+        "reingest_requested_at",
+        "reingested_at",
+        "reingest_result",
+        "raw",
+    )
     column_details_exclude_list = ("raw",)
     column_formatters = {"raw": _raw_link}
     column_filters = ("reason", "sender")
-    column_searchable_list = ("reason", "sender", "subject")
-    column_default_sort = ("received_at", True)
+    column_searchable_list = ("reason", "sender", "subject")  # a short list of bad emails, kept for days
+    column_default_sort = ("received_at", True)  # index -received_at
+    column_sortable_list = ("received_at",)
 
     @expose("/raw/<id>")
     def raw(self, id: str) -> Response:  # noqa: A002 - Flask-Admin's naming
@@ -48,21 +57,12 @@ class QuarantineView(SecureModelView):
             download_name=f"quarantined-{id}.eml",
         )
 
-    @action("reingest", "Re-ingest", "Run the selected emails through ingestion again?")
+    @action("reingest", "Re-ingest", "Queue the selected emails for ingestion again?")
     def action_reingest(self, ids: list[str]) -> None:
-        try:
-            from daemon.ingest import reingest_quarantined
-        except ImportError:
-            flash("Re-ingest is not available in this installation.", "error")
-            return
-        results = []
-        for quarantine_id in ids:
-            try:
-                results.append(str(reingest_quarantined(quarantine_id, self.settings)))
-            except Exception:
-                logger.exception("re-ingest of quarantined email %s failed", quarantine_id)
-                results.append("failed")
-        flash(f"Re-ingested {len(ids)} email(s): {'; '.join(results)}")
+        """The daemon re-ingests what is flagged here (the web app never ingests mail itself)."""
+        wanted = [ObjectId(i) for i in ids if ObjectId.is_valid(i)]
+        count = QuarantinedEmail.objects(id__in=wanted).update(set__reingest_requested_at=utcnow())
+        flash(f"Queued {count} email(s) for re-ingestion.")
 
 
 class OutboxView(SecureModelView):
@@ -80,15 +80,24 @@ class OutboxView(SecureModelView):
         "last_error",
         "next_attempt_at",
     )
-    column_filters = ("state", "kind", "ticket_number")
-    column_searchable_list = ("subject",)
+    # Served by indexes: `-created_at`, `state, next_attempt_at` and `ticket_number` (no regex search).
+    column_filters = (
+        FilterEqual("state", "State", options=[(s, s) for s in OUTBOX_STATES]),
+        IntEqualFilter("ticket_number", "Ticket"),
+    )
     column_default_sort = ("created_at", True)
+    column_sortable_list = ("created_at",)
 
     @action("retry", "Retry", "Queue the selected failed emails for sending again?")
     def action_retry(self, ids: list[str]) -> None:
-        from daemon.outbox import retry_failed
-
-        count = sum(1 for email_id in ids if ObjectId.is_valid(email_id) and retry_failed(ObjectId(email_id)))
+        wanted = [ObjectId(i) for i in ids if ObjectId.is_valid(i)]
+        count = OutboundEmail.objects(id__in=wanted, state="failed").update(
+            set__state="queued",
+            set__next_attempt_at=utcnow(),
+            set__attempts=0,
+            unset__last_error=True,
+            unset__lease_until=True,
+        )
         flash(f"Queued {count} failed email(s) for another attempt.")
 
 
@@ -98,7 +107,12 @@ class AuditView(SecureModelView):
     can_delete = False
     can_view_details = True
     column_list = ("at", "actor", "action", "target", "ticket_number", "detail", "reason")
-    column_filters = ("actor", "action", "target", "ticket_number")
-    column_searchable_list = ("actor", "target", "reason")
+    # Served by indexes: `-at`, `actor, -at`, `action, -at` and `ticket_number` (no regex search).
+    column_filters = (
+        FilterEqual("actor", "Actor"),
+        FilterEqual("action", "Action"),
+        IntEqualFilter("ticket_number", "Ticket"),
+    )
     column_default_sort = ("at", True)
+    column_sortable_list = ("at",)
     action_disallowed_list = ("delete",)

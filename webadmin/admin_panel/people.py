@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+from flask_admin.contrib.mongoengine.filters import BooleanEqualFilter
 from flask_jwt_extended import current_user
+from mongoengine.queryset import QuerySet
 from wtforms import PasswordField, StringField
 from wtforms.validators import Optional, ValidationError
 
 from models import Skill, User, record_audit
-from models.users import MIN_PASSWORD_LENGTH, normalise_skills
+from models.users import MIN_PASSWORD_LENGTH, normalise_email, normalise_skills
 from webadmin.admin_panel.base import SecureModelView, parse_csv
 from webadmin.ticket_actions import reroute_open_tickets_of
 
 
+def email_prefix_search(query: QuerySet, search_term: str) -> QuerySet:
+    """Users whose address starts with the term: an anchored, case-sensitive prefix on the lower-cased
+    `email`, which the unique email index serves (Flask-Admin's own search is an unanchored regex)."""
+    return query.filter(email__startswith=normalise_email(search_term))
+
+
 class UserView(SecureModelView):
-    column_list = ("email", "name", "role", "skills", "active", "created_at", "last_assigned_at")
-    column_filters = ("role", "active", "email")
-    column_searchable_list = ("email", "name")
+    """Moderators and admins (`role, email` index); requesters have their own list below."""
+
+    roles: tuple[str, ...] = ("moderator", "admin")
+    column_list: tuple[str, ...] = ("email", "name", "role", "skills", "active", "created_at", "last_assigned_at")
+    column_filters = (BooleanEqualFilter("active", "Active"),)
+    column_searchable_list = ("email",)
     column_default_sort = "email"
+    column_sortable_list = ("email",)
+
+    def get_query(self) -> QuerySet:
+        return super().get_query().filter(role__in=self.roles)
+
+    def _search(self, query: QuerySet, search_term: str) -> QuerySet:
+        return email_prefix_search(query, search_term)
+
     form_columns = ("email", "name", "role", "active", "skills_csv", "new_password", "reason")
     form_extra_fields = {
         "skills_csv": StringField("Skills", description="comma-separated, e.g. billing, postgres"),
@@ -65,6 +84,13 @@ class UserView(SecureModelView):
     def after_model_change(self, form, model: User, is_created: bool) -> None:  # noqa: ANN001
         if getattr(model, "_lost_staff", False):
             reroute_open_tickets_of(model, current_user, self.settings)
+
+
+class RequesterView(UserView):
+    """Customers (role `user`)."""
+
+    roles = ("user",)
+    column_list = ("email", "name", "active", "created_at")
 
 
 class SkillView(SecureModelView):

@@ -55,6 +55,10 @@ class UserSchema(Schema):
     active = fields.Boolean()
 
 
+class UserQuerySchema(StrictSchema):
+    role = fields.String(validate=validate.OneOf(ROLES))
+
+
 class SkillsSchema(StrictSchema):
     skills = fields.List(_SKILL, required=True, validate=validate.Length(max=50))
 

@@ -7,7 +7,6 @@ from flask_jwt_extended import current_user
 from flask_smorest import abort
 
 from models import Ticket, TicketMessage, User
-from models.ticket_index import TicketRow
 from webadmin import ticket_actions
 from webadmin.api import bp
 from webadmin.api.auth import BEARER
@@ -30,7 +29,7 @@ def _settings():  # noqa: ANN202 - the app's Settings
     return current_app.extensions["settings"]
 
 
-def summary_dict(ticket: Ticket | TicketRow) -> dict:
+def summary_dict(ticket: Ticket) -> dict:
     assignee = ticket.assignee
     return {
         "number": ticket.number,

@@ -5,17 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
-from collections.abc import Iterable
+from typing import Any
 
 from flask import render_template
 
-from models import PRIORITIES, utcnow
+from models import PRIORITIES, Ticket, utcnow
 from models.tickets import OPEN_STATUSES
 from models.users import staff_members
 from webadmin.dashboard import bp
 from webadmin.dashboard.charts import bar_chart, column_chart
 from webadmin.security import staff_required
-from webadmin.tickets import ticket_index
 
 DAYS = 14
 TRIAGED = ("done", "review")  # a triage that produced a result; "failed" ones are escalated instead
@@ -30,55 +29,82 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered), max(1, rank)) - 1]
 
 
-def triage_latencies(
-    rows: Iterable[tuple[dt.datetime | None, str | None, int | None, dt.datetime | None]],
-) -> list[float]:
-    """Seconds from arrival to a successful first triage, per (created_at, state, generation, completed_at).
+def _aggregate(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return list(Ticket._get_collection().aggregate(pipeline))
+
+
+def tickets_per_day(start: dt.datetime) -> dict[dt.date, int]:
+    """New tickets per calendar day (UTC) since `start` (index `-created_at`)."""
+    day = {"$dateToString": {"format": "%Y-%m-%d", "date": "$created_at"}}
+    rows = _aggregate([{"$match": {"created_at": {"$gte": start}}}, {"$group": {"_id": day, "n": {"$sum": 1}}}])
+    return {dt.date.fromisoformat(row["_id"]): row["n"] for row in rows if row["_id"]}
+
+
+def open_groups(now: dt.datetime) -> list[dict[str, Any]]:
+    """Open tickets counted per (category, priority, assignee, past SLA) (index `status, ...`)."""
+    overdue = {"$and": [{"$gt": ["$sla_due_at", None]}, {"$lt": ["$sla_due_at", now]}]}
+    key = {"category": "$category", "priority": "$priority", "assignee": "$assignee", "overdue": overdue}
+    return _aggregate(
+        [{"$match": {"status": {"$in": list(OPEN_STATUSES)}}}, {"$group": {"_id": key, "n": {"$sum": 1}}}]
+    )
+
+
+def triage_latencies(since: dt.datetime) -> list[float]:
+    """Seconds from arrival to a successful first triage, for triages completed since `since`.
 
     A re-triaged ticket (generation > 0) is left out: nothing records when its re-triage was queued,
     and its age would count as latency. Failed or unfinished triages are left out too.
     """
-    return [
-        (done - created).total_seconds()
-        for created, state, generation, done in rows
-        if created and done and state in TRIAGED and not generation
-    ]
+    rows = _aggregate(
+        [
+            {
+                "$match": {
+                    "triage.completed_at": {"$gte": since},
+                    "triage.state": {"$in": list(TRIAGED)},
+                    "triage.generation": {"$in": [0, None]},
+                    "created_at": {"$ne": None},
+                }
+            },
+            {"$project": {"ms": {"$subtract": ["$triage.completed_at", "$created_at"]}}},
+            {"$group": {"_id": None, "ms": {"$push": "$ms"}}},
+        ]
+    )
+    return [ms / 1000 for ms in rows[0]["ms"]] if rows else []
 
 
 def dashboard_figures(now: dt.datetime | None = None) -> dict:
     now = now or utcnow()
     start = (now - dt.timedelta(days=DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    # From the in-memory ticket index: on FerretDB these queries read every ticket (11 s at 10,000).
-    rows = ticket_index().rows()
-    per_day = Counter(r.created_at.date() for r in rows if r.created_at >= start)
+    per_day = tickets_per_day(start)
     days = [(start + dt.timedelta(days=i)).date() for i in range(DAYS)]
 
-    open_rows = [r for r in rows if r.status in OPEN_STATUSES]
-    by_category = Counter((r.category or "uncategorised") for r in open_rows)
-    by_priority = Counter(r.priority or "medium" for r in open_rows)
-    load = Counter(r.assignee_id for r in open_rows if r.assignee_id is not None)
+    by_category: Counter[str] = Counter()
+    by_priority: Counter[str] = Counter()
+    load: Counter[Any] = Counter()
+    breached: Counter[str] = Counter()
+    for group in open_groups(now):  # a few dozen groups, not one row per ticket
+        key, n = group["_id"], group["n"]
+        priority = key.get("priority") or "medium"
+        by_category[key.get("category") or "uncategorised"] += n
+        by_priority[priority] += n
+        load[key.get("assignee")] += n
+        if key.get("overdue"):
+            breached[priority] += n
+    unassigned = load.pop(None, 0)
     staff = {u.id: u.email for u in staff_members(active_only=False)}
-    unassigned = sum(1 for r in open_rows if r.assignee_id is None)
-    breached = Counter(r.priority or "medium" for r in open_rows if r.sla_due_at is not None and r.sla_due_at < now)
-
-    week_ago = now - dt.timedelta(days=7)
-    latencies = triage_latencies(
-        (r.created_at, r.triage_state, r.triage_generation, r.triage_completed_at)
-        for r in rows
-        if r.triage_completed_at is not None and r.triage_completed_at >= week_ago
-    )
+    latencies = triage_latencies(now - dt.timedelta(days=7))
     return {
         "per_day": [(d.strftime("%b %d"), per_day.get(d, 0)) for d in days],
         "by_category": list(by_category.items()),
         "by_priority": [(p, by_priority.get(p, 0)) for p in PRIORITIES],
         "load": [(staff.get(uid, "(former staff)"), n) for uid, n in load.items()] + [("unassigned", unassigned)],
         "breached": [(p, breached.get(p, 0)) for p in PRIORITIES],
-        "open_total": len(open_rows),
+        "open_total": sum(by_priority.values()),
         "breached_total": sum(breached.values()),
         "triage_p50": percentile(latencies, 0.5),
         "triage_p95": percentile(latencies, 0.95),
         "triage_count": len(latencies),
-        "triage_pending": sum(1 for r in rows if r.triage_state == "pending"),
+        "triage_pending": Ticket.objects(triage__state="pending").count(),
     }
 
 

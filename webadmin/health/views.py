@@ -9,11 +9,16 @@ import mongoengine
 from flask import jsonify
 from werkzeug.wrappers import Response
 
-from models import MailboxCursor, utcnow
+from models import MailboxCursor, OutboundEmail, Ticket, utcnow
 from webadmin.health import bp
-from webadmin.tickets import ticket_index
 
 logger = logging.getLogger(__name__)
+
+
+def outbox_counts() -> dict[str, int]:
+    """Unsent emails by state: one `$group` over the `state` index's queued/failed entries."""
+    pipeline = [{"$match": {"state": {"$in": ["queued", "failed"]}}}, {"$group": {"_id": "$state", "n": {"$sum": 1}}}]
+    return {row["_id"]: row["n"] for row in OutboundEmail._get_collection().aggregate(pipeline)}
 
 
 @bp.get("/healthz")
@@ -28,15 +33,14 @@ def healthz() -> tuple[Response, int]:
     poll_age = round((utcnow() - max(polled)).total_seconds(), 1) if polled else None
     # the error of the mailbox touched last, including one that has never polled successfully
     latest = max(cursors, key=lambda c: c.updated_at or c.last_poll_at or dt.datetime.min, default=None)
-    outbox = ticket_index().outbox_rows()  # unsent emails only, kept in memory (see models/ticket_index.py)
+    outbox = outbox_counts()
     body = {
         "status": "ok",
         "database": "ok",
         "last_poll_age_seconds": poll_age,
         "last_poll_error": (latest.last_error or None) if latest else None,
-        # from the panel's in-memory ticket list: a count over the tickets collection is a full scan here
-        "triage_queue_depth": sum(1 for row in ticket_index().rows() if row.triage_state == "pending"),
-        "outbox_failed": sum(1 for row in outbox if row.state == "failed"),
-        "outbox_queued": sum(1 for row in outbox if row.state == "queued"),
+        "triage_queue_depth": Ticket.objects(triage__state="pending").count(),  # index triage.state, ...
+        "outbox_failed": outbox.get("failed", 0),
+        "outbox_queued": outbox.get("queued", 0),
     }
     return jsonify(body), 200
