@@ -117,7 +117,10 @@ def run_daemon(settings: Settings, *, once: bool = False) -> int:
         if job.id not in ("retrain", "mailbox"):
             job.modify(next_run_time=now)
     logger.info("daemon running (jobs: %s)", ", ".join(job.id for job in scheduler.get_jobs()))
-    stop.wait()
+    # Wait in short slices: a signal the OS hands to a worker thread runs its Python handler only when the
+    # main thread executes bytecode, and a bare wait() never does (the daemon then ignored SIGTERM/SIGINT).
+    while not stop.wait(timeout=0.5):
+        pass
     logger.info("stopping: finishing the message in hand")
     scheduler.shutdown(wait=True)
     logger.info("stopped")
