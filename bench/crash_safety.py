@@ -5,6 +5,7 @@ or missing acknowledgements. Goal: all exact (0 lost, 0 duplicates, every email 
     .venv/bin/python bench/crash_safety.py [TARGET] [N] [KILLS]     (default all 1000 8)
 
 TARGET is daemon, ferretdb, postgres or all (the three, one after the other, each on a fresh stack).
+Each kill waits until the daemon has stored more tickets since the previous one, then strikes within 1.5 s.
 A killed daemon is restarted after its mailbox lease expires; a killed FerretDB or PostgreSQL is restarted
 with scripts/db.sh start after a random pause, while the daemon keeps running (it is restarted too if it
 exited on its own, and such exits are counted).
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 
+import pymongo
 from ingest_stack import (
     DB_DIR,
     ROOT,
@@ -83,6 +85,20 @@ def counts(database, message_ids: set[str]) -> tuple[int, int, int]:  # noqa: AN
     return len(ours), sum(v - 1 for v in ours.values()), lost
 
 
+def wait_for_progress(database, message_ids: set[str], last: int, timeout: float = 60.0) -> int:  # noqa: ANN001
+    """Until more of our emails are tickets than `last` (or all are, or `timeout`); the new count."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            now = counts(database, message_ids)[0]
+        except pymongo.errors.PyMongoError:
+            now = last
+        if now > last or now >= len(message_ids):
+            return now
+        time.sleep(0.1)
+    return last
+
+
 def acknowledgements(message_ids: set[str]) -> collections.Counter:
     acks: collections.Counter = collections.Counter()
     for path in sink_files():
@@ -95,8 +111,6 @@ def acknowledgements(message_ids: set[str]) -> collections.Counter:
 def run(target: str, count: int, kills: int, rng: random.Random) -> bool:
     settings = start_stack()
     env = settings_env(bench_settings(mailbox_lease_seconds=LEASE_SECONDS))
-    import pymongo
-
     database = pymongo.MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=2000).get_default_database()
     try:
         raws, message_ids = [], set()
@@ -110,8 +124,10 @@ def run(target: str, count: int, kills: int, rng: random.Random) -> bool:
         began = time.monotonic()
         daemon = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
         done, exits = 0, 0
+        last = 0
         while done < kills:
-            time.sleep(rng.uniform(0.5, 2.5))  # start-up is ~1 s; kill somewhere in the work
+            last = wait_for_progress(database, message_ids, last)  # kill while it works, not while it starts
+            time.sleep(rng.uniform(0.0, 1.5))
             if target == "daemon":
                 daemon.send_signal(signal.SIGKILL)
                 daemon.wait()
