@@ -213,7 +213,7 @@ def explain_all(database: Any, commands: list[tuple[str, dict[str, Any]]]) -> di
 def plan_table(verdicts: dict[str, Verdict]) -> str:
     rows = ["| query shape | plan | verdict |", "|---|---|---|"]
     for label, verdict in sorted(verdicts.items()):
-        mark = ("index" if verdict.ok else "SCAN") if verdict.explained else "not explained"
+        mark = "SCAN" if not verdict.ok else "not explained" if not verdict.explained else "ok"
         rows.append(f"| `{label}` | {verdict.plan} | {mark} |")
     return "\n".join(rows)
 
