@@ -242,7 +242,7 @@ def main() -> None:
     if len(sys.argv) != 3:
         raise SystemExit("usage: bench/seed.py MONGO_URI COUNT")
     uri, count = sys.argv[1], int(sys.argv[2])
-    client = pymongo.MongoClient(uri)
+    client: pymongo.MongoClient = pymongo.MongoClient(uri)
     database = client.get_default_database("helpdesk")
     seeded = seed_tickets(database, count, progress=True, defer_indexes=True)
     rate = seeded.tickets / seeded.seconds if seeded.seconds else 0

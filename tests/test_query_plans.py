@@ -13,6 +13,7 @@ import json
 import pathlib
 import re
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ monitoring.register(_RECORDER)  # process-wide, so it also sees the clients crea
 
 
 @pytest.fixture()
-def recorder(db: str) -> QueryRecorder:
+def recorder(db: str) -> Iterator[QueryRecorder]:
     connect_db(db)  # a client made after the listener was registered
     _RECORDER.commands.clear()
     _RECORDER.active = True
@@ -89,8 +90,8 @@ def explainable(name: str, command: dict[str, Any]) -> list[dict[str, Any]]:
     aggregations only, so a write or a distinct is explained as the find of the documents it selects)."""
     collection = command[name]
     if name == "find":
-        keep = ("filter", "sort", "projection", "limit", "skip", "hint")
-        return [{"find": collection, **{k: command[k] for k in keep if k in command}}]
+        kept = ("filter", "sort", "projection", "limit", "skip", "hint")
+        return [{"find": collection, **{k: command[k] for k in kept if k in command}}]
     if name == "aggregate":
         return [{"aggregate": collection, "pipeline": command.get("pipeline", []), "cursor": {}}]
     if name == "count":
