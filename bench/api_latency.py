@@ -34,6 +34,9 @@ GOAL_MS = 50.0
 
 
 def measure(session: requests.Session, url: Callable[[], str], headers: dict[str, str]) -> list[float]:
+    """REQUESTS timed GETs, after 2 untimed ones per worker (each worker's first request loads its code)."""
+    for _ in range(2 * WORKERS):
+        session.get(url(), headers=headers, timeout=300)
     timings = []
     for _ in range(REQUESTS):
         target = url()
