@@ -266,6 +266,8 @@ def drive_the_app(settings: Settings, mail: MailStack, recorder: QueryRecorder) 
         "/queue",
         "/admin/tickets_admin/",
         f"/admin/tickets_admin/?search={some_subject_word}",
+        "/admin/escalations/",
+        "/admin/triage_review/",
         "/admin/users/",
         "/admin/users/?search=customer1",
         "/admin/outbox/",
