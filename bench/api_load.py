@@ -1,70 +1,35 @@
-"""20 concurrent clients for 30 s against the app served by gunicorn: requests per second, errors.
+"""20 concurrent clients for 30 s against the app served by gunicorn (4 workers) with BENCH_TICKETS tickets
+(default 100,000, seeded in bulk): requests per second, latency, errors. Goal: 0 errors.
 
 Each client loops over GET /api/tickets (filtered), GET /api/tickets/<n> and GET /api/me with keep-alive;
 one request in ten is a POST of an internal note instead.
+
+    BENCH_TICKETS=100000 .venv/bin/python bench/api_load.py
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
 import threading
 import time
 
-from api_support import PASSWORD, ROOT, TICKETS, bench_env, bench_settings, db_script, percentile, seed
+from api_support import ADMIN, PASSWORD, TICKETS, WORKERS, Gunicorn, bench_settings, db_script, percentile, rss_mb, seed
 
 CLIENTS = 20
 DURATION = 30.0
-WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
 WRITE_SHARE = 0.1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_up(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("gunicorn did not come up")
-
-
-def wait_for_workers(gunicorn: subprocess.Popen, count: int, timeout: float = 300.0) -> None:
-    """Until `count` workers logged that they are ready (gunicorn.conf.py)."""
-    deadline, ready = time.monotonic() + timeout, 0
-    while ready < count:
-        line = gunicorn.stderr.readline()
-        if not line or time.monotonic() > deadline:
-            raise RuntimeError("gunicorn workers did not get ready")
-        if "worker ready" in line:
-            ready += 1
-            print("  " + line.strip().split("] ")[-1], flush=True)
-    # keep draining stderr so gunicorn never blocks on a full pipe
-    threading.Thread(target=lambda: [None for _ in gunicorn.stderr], daemon=True).start()
 
 
 def login(port: int) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    body = json.dumps({"email": "admin@example.test", "password": PASSWORD})
+    body = json.dumps({"email": ADMIN, "password": PASSWORD})
     conn.request("POST", "/api/auth/login", body=body, headers={"Content-Type": "application/json"})
     return json.loads(conn.getresponse().read())["access_token"]
 
 
-def client_loop(port: int, token: str, stop: float, seed_value: int, results: dict) -> None:
+def client_loop(port: int, token: str, stop: float, seed_value: int, results: dict, numbers: tuple[int, int]) -> None:
     rng = random.Random(seed_value)
     headers = {"Authorization": f"Bearer {token}"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -72,10 +37,10 @@ def client_loop(port: int, token: str, stop: float, seed_value: int, results: di
     timings = []
     while time.monotonic() < stop:
         method, body, expected = "GET", None, 200
-        url = rng.choice(["/api/tickets?status=open&per_page=25", f"/api/tickets/{rng.randint(1, TICKETS)}", "/api/me"])
+        url = rng.choice(["/api/tickets?status=open&per_page=25", f"/api/tickets/{rng.randint(*numbers)}", "/api/me"])
         if rng.random() < WRITE_SHARE:  # an internal note: a write every web process must then see
             method, expected = "POST", 201
-            url, body = f"/api/tickets/{rng.randint(1, TICKETS)}/notes", json.dumps({"text": "load test note"})
+            url, body = f"/api/tickets/{rng.randint(*numbers)}/notes", json.dumps({"text": "load test note"})
         began = time.perf_counter()
         try:
             conn.request(method, url, body=body, headers={**headers, "Content-Type": "application/json"})
@@ -91,36 +56,18 @@ def client_loop(port: int, token: str, stop: float, seed_value: int, results: di
 
 def main() -> None:
     settings = bench_settings()
-    seed(settings)
-    port = free_port()
-    env = {**os.environ, **bench_env()}
-    began = time.monotonic()
-    gunicorn = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "-c",
-            str(ROOT / "gunicorn.conf.py"),
-            "-w",
-            str(WORKERS),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "info",
-            "webadmin:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    seeded, _moderator = seed(settings)
+    numbers = (seeded.first_number, seeded.last_number)
+    server = Gunicorn()
+    print(f"gunicorn ({WORKERS} workers) answered /healthz {server.started_in:.1f}s after start", flush=True)
     try:
-        wait_for_workers(gunicorn, WORKERS)
-        print(f"{WORKERS} workers ready {time.monotonic() - began:.1f}s after start", flush=True)
-        wait_until_up(port)
-        token = login(port)
+        token = login(server.port)
         stop = time.monotonic() + DURATION
         results: dict = {}
-        threads = [threading.Thread(target=client_loop, args=(port, token, stop, i, results)) for i in range(CLIENTS)]
+        threads = [
+            threading.Thread(target=client_loop, args=(server.port, token, stop, i, results, numbers))
+            for i in range(CLIENTS)
+        ]
         began = time.monotonic()
         for thread in threads:
             thread.start()
@@ -132,12 +79,17 @@ def main() -> None:
         timings = [t for r in results.values() for t in r[2]]
         print(f"gunicorn {WORKERS} workers, {CLIENTS} clients, {elapsed:.1f}s, {TICKETS} tickets")
         print(f"requests {ok + errors}  ok {ok}  errors {errors}  rps {(ok + errors) / elapsed:.1f}")
-        print(f"latency p50 {percentile(timings, 0.5):.1f} ms  p95 {percentile(timings, 0.95):.1f} ms")
+        print(
+            f"latency p50 {percentile(timings, 0.5):.1f} ms  p95 {percentile(timings, 0.95):.1f} ms  "
+            f"max {max(timings):.1f} ms"
+        )
+        rss = sorted(rss_mb(pid) for pid in server.worker_pids())
+        print(f"web worker RSS after the run: {', '.join(f'{r:.0f}' for r in rss)} MB")
+        print("result:", "PASS (0 errors)" if errors == 0 else f"FAIL ({errors} errors)")
     finally:
-        gunicorn.terminate()
-        gunicorn.wait(timeout=15)
+        server.stop()
         db_script("purge")
-    sys.exit(0)
+    return
 
 
 if __name__ == "__main__":

@@ -53,66 +53,16 @@ def start_stack(fresh: bool = True) -> Settings:
 
 
 def seed_history(count: int) -> None:
-    """`count` old, triaged and answered tickets (one message and one sent acknowledgement each, a
-    requester per 20 tickets): the history a helpdesk has after months, which its jobs must not wade through."""
+    """`count` tickets of history (20% still open, the rest resolved or closed; each with its first message
+    and a sent acknowledgement; a requester per 20 tickets): what a helpdesk has after months, which the
+    daemon's jobs must not wade through. Seeded in bulk by bench/seed.py."""
     if count <= 0:
         return
-    import datetime as dt
+    from seed import seed_tickets
 
-    from models import OutboundEmail, Ticket, TicketMessage, TriageState, User, next_ticket_number
+    from models import Ticket
 
-    start = dt.datetime(2025, 1, 1)
-    users = [User(email=f"old{i}@customer.example", role="user").to_mongo() for i in range(max(1, count // 20))]
-    user_ids = User._get_collection().insert_many(users).inserted_ids
-    first = next_ticket_number()
-    tickets, messages, outbox = [], [], []
-    for i in range(count):
-        created = start + dt.timedelta(minutes=i)
-        requester = f"old{i % len(user_ids)}@customer.example"
-        tickets.append(
-            Ticket(
-                number=first + i + 1,
-                subject=f"Old ticket {i}",
-                status="closed" if i % 3 else "resolved",
-                requester=user_ids[i % len(user_ids)],
-                requester_email=requester,
-                source_message_id=f"<old-{i}@customer.example>",
-                created_at=created,
-                updated_at=created,
-                triage=TriageState(state="done", completed_at=created),
-                first_response_at=created,
-            ).to_mongo()
-        )
-    ids = Ticket._get_collection().insert_many(tickets).inserted_ids
-    for i, ticket_id in enumerate(ids):
-        created = start + dt.timedelta(minutes=i)
-        messages.append(
-            TicketMessage(
-                ticket=ticket_id,
-                ticket_number=first + i + 1,
-                kind="inbound",
-                message_id=f"<old-{i}@customer.example>",
-                from_address=f"old{i % len(user_ids)}@customer.example",
-                text="Old question " * 40,
-                created_at=created,
-            ).to_mongo()
-        )
-        outbox.append(
-            OutboundEmail(
-                kind="ack",
-                ticket_number=first + i + 1,
-                to=[f"old{i % len(user_ids)}@customer.example"],
-                subject=f"[#{first + i + 1}] received",
-                text="We got it.",
-                message_id=f"<ack-old-{i}@example.test>",
-                state="sent",
-                sent_at=created,
-                created_at=created,
-            ).to_mongo()
-        )
-    TicketMessage._get_collection().insert_many(messages)
-    OutboundEmail._get_collection().insert_many(outbox)
-    Ticket._get_db()["counters"].update_one({"_id": "ticket_number"}, {"$max": {"value": first + count}}, upsert=True)
+    seed_tickets(Ticket._get_db(), count, defer_indexes=True, progress=count >= 100_000)
 
 
 def stop_stack() -> None:

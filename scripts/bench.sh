@@ -7,7 +7,7 @@ cd "$ROOT"
 status=0
 for script in bench/*.py; do
   name=$(basename "$script" .py)
-  case "$name" in *_stack|*_support|__init__) continue ;; esac
+  case "$name" in *_stack|*_support|seed|__init__) continue ;; esac
   [ -n "${BENCH:-}" ] && [ "$BENCH" != "$name" ] && continue
   echo "=== $name"
   .venv/bin/python "$script" || { echo "!!! $name failed"; status=1; }

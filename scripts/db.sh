@@ -4,6 +4,11 @@
 #   scripts/db.sh stop    stop both by PID (idempotent)
 #   scripts/db.sh purge   stop and delete the data
 #   scripts/db.sh status  exit 0 when both run
+#   scripts/db.sh backup FILE    online physical backup of the whole cluster (pg_basebackup, tar.gz) into FILE
+#   scripts/db.sh restore FILE   stop both, replace the cluster with FILE's, start both
+# The backup is physical because pg_dump leaves out DocumentDB's catalog (documentdb_api_catalog.collections
+# and collection_indexes are extension tables not marked for dumping): a logical dump restores the documents
+# tables but no collection names pointing at them (docs/db-compat.md).
 # DB_DIR (default .cache/db), DB_PORT (FerretDB, default 27018) and DB_PG_PORT (PostgreSQL, default DB_PORT + 27000)
 # may be overridden. PostgreSQL refuses to run as root, so the cluster belongs to DB_OS_USER (default postgres).
 set -euo pipefail
@@ -91,6 +96,41 @@ stop_pid() {  # TERM, wait, KILL
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+stop_all() {
+  stop_pid "$FERRET_PID"; rm -f "$FERRET_PID"
+  if alive "$PGDATA/postmaster.pid"; then
+    as_db_user "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 30 stop >/dev/null 2>&1 || stop_pid "$PGDATA/postmaster.pid"
+  fi
+}
+
+backup() {
+  local file=$1
+  alive "$PGDATA/postmaster.pid" || die "PostgreSQL is not running: run scripts/db.sh start first"
+  # WAL fetched into the tar (-X fetch): the archive alone restores a consistent cluster.
+  as_db_user "$PGBIN/pg_basebackup" -h "$DB_DIR/run" -p "$DB_PG_PORT" -U "$DB_OS_USER" -D - -Ft -X fetch -z \
+    -c fast >"$file.partial" 2>"$DB_DIR/backup.log" || { rm -f "$file.partial"; die "backup failed: see $DB_DIR/backup.log"; }
+  mv "$file.partial" "$file"
+  echo "backup written: $file ($(du -h "$file" | cut -f1))"
+}
+
+restore() {
+  local file=$1 staged="$DB_DIR/pg.restoring"
+  [ -s "$file" ] || die "no backup file at $file"
+  mkdir -p "$DB_DIR/run"
+  rm -rf "$staged"; mkdir -p "$staged"; chown "$DB_OS_USER" "$DB_DIR" "$DB_DIR/run" "$staged" 2>/dev/null || true
+  chmod 700 "$staged"
+  as_db_user tar -xzf - -C "$staged" <"$file" || { rm -rf "$staged"; die "$file is not a backup made by scripts/db.sh backup"; }
+  [ -s "$staged/PG_VERSION" ] || { rm -rf "$staged"; die "$file holds no PostgreSQL cluster"; }
+  stop_all
+  rm -rf "$PGDATA.replaced"; [ -d "$PGDATA" ] && mv "$PGDATA" "$PGDATA.replaced"
+  mv "$staged" "$PGDATA"
+  touch "$DB_DIR/extension.done"
+  start_pg
+  start_ferretdb
+  rm -rf "$PGDATA.replaced"
+  echo "restored $file into $PGDATA; FerretDB on port $DB_PORT"
+}
+
 case "${1:-start}" in
 start)
   bash "$ROOT/scripts/build-db.sh"
@@ -101,14 +141,13 @@ start)
   echo "database ready: mongodb://127.0.0.1:$DB_PORT/ (FerretDB v2.7.0 on PostgreSQL port $DB_PG_PORT, data in $PGDATA)"
   ;;
 stop|purge)
-  stop_pid "$FERRET_PID"; rm -f "$FERRET_PID"
-  if alive "$PGDATA/postmaster.pid"; then
-    as_db_user "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 30 stop >/dev/null 2>&1 || stop_pid "$PGDATA/postmaster.pid"
-  fi
+  stop_all
   if [ "$1" = purge ]; then rm -rf "$DB_DIR"; echo "database stopped and purged ($DB_DIR)"; else echo "database stopped"; fi
   ;;
 status)
   alive "$PGDATA/postmaster.pid" && alive "$FERRET_PID"
   ;;
-*) echo "usage: scripts/db.sh start|stop|purge|status" >&2; exit 2 ;;
+backup) [ -n "${2:-}" ] || die "usage: scripts/db.sh backup FILE"; backup "$2" ;;
+restore) [ -n "${2:-}" ] || die "usage: scripts/db.sh restore FILE"; bash "$ROOT/scripts/build-db.sh"; restore "$2" ;;
+*) echo "usage: scripts/db.sh start|stop|purge|status|backup FILE|restore FILE" >&2; exit 2 ;;
 esac
