@@ -186,6 +186,12 @@ def next_ticket_numbers(count: int) -> list[int]:
     return list(range(last - count + 1, last + 1))
 
 
+def highest_ticket_number() -> int:
+    """The last ticket number handed out (the counter document, by `_id`); 0 before the first ticket."""
+    found = Ticket._get_db()[COUNTERS].find_one({"_id": TICKET_COUNTER}, {"value": 1})
+    return int(found["value"]) if found else 0
+
+
 def ensure_ticket_counter() -> None:
     """Create the counter (start-up), never below the highest ticket number in use (one indexed read)."""
     highest = Ticket.objects(number__gt=0).order_by("-number").only("number").first()

@@ -19,7 +19,15 @@ DB_PG_PORT=${DB_PG_PORT:-$((DB_PORT + 27000))}
 DB_OS_USER=${DB_OS_USER:-postgres}
 PGBIN=/usr/lib/postgresql/15/bin
 FERRETDB_BIN="$ROOT/.cache/bin/ferretdb-v2.7.0"
-PGDATA="$DB_DIR/pg"
+# PostgreSQL (running as DB_OS_USER) must reach its folder: DB_DIR when that user can search its parent,
+# else a folder under /tmp named after DB_DIR (e.g. a checkout under /root, which is 0700).
+mkdir -p "$(dirname "$DB_DIR")"
+PG_HOME=$DB_DIR
+if ! runuser -u "$DB_OS_USER" -- test -x "$(dirname "$DB_DIR")" 2>/dev/null && [ "$(id -un)" != "$DB_OS_USER" ]; then
+  PG_HOME=/tmp/helpdesk-pg-$(printf %s "$DB_DIR" | md5sum | cut -c1-12)
+fi
+PGDATA="$PG_HOME/pg"
+PGRUN="$PG_HOME/run"
 FERRET_PID="$DB_DIR/ferretdb.pid"
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 die() { echo "db.sh: $*" >&2; exit 1; }
@@ -28,13 +36,13 @@ as_db_user() { if [ "$(id -un)" = "$DB_OS_USER" ]; then "$@"; else runuser -u "$
 alive() { local pid st; [ -s "$1" ] || return 1; pid=$(head -n1 "$1")
   st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pg_sql() { PGOPTIONS="-c client_min_messages=warning" as_db_user "$PGBIN/psql" -h "$DB_DIR/run" -p "$DB_PG_PORT" -d postgres -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+pg_sql() { PGOPTIONS="-c client_min_messages=warning" as_db_user "$PGBIN/psql" -h "$PGRUN" -p "$DB_PG_PORT" -d postgres -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 
 init_cluster() {
   id "$DB_OS_USER" >/dev/null 2>&1 || die "no OS user '$DB_OS_USER' to own PostgreSQL (set DB_OS_USER to one)"
-  mkdir -p "$DB_DIR/run"
-  chown "$DB_OS_USER" "$DB_DIR" "$DB_DIR/run" 2>/dev/null || true
-  as_db_user test -w "$DB_DIR" || die "$DB_DIR must be writable by $DB_OS_USER (and its parents searchable)"
+  mkdir -p "$PGRUN"
+  chown "$DB_OS_USER" "$PG_HOME" "$PGRUN" 2>/dev/null || true
+  as_db_user test -w "$PG_HOME" || die "$PG_HOME must be writable by $DB_OS_USER (and its parents searchable)"
   as_db_user "$PGBIN/initdb" -D "$PGDATA" -U "$DB_OS_USER" --auth=trust -E UTF8 --locale=C.UTF-8 >"$DB_DIR/initdb.log" 2>&1 \
     || die "initdb failed: see $DB_DIR/initdb.log"
   # The settings DocumentDB's own packaging sets (packaging/10-preload.sh), plus a small footprint.
@@ -59,8 +67,8 @@ EOF
 start_pg() {
   alive "$PGDATA/postmaster.pid" && return 0
   port_busy "$DB_PG_PORT" && die "port $DB_PG_PORT (PostgreSQL) is already in use: set DB_PG_PORT to a free port"
-  as_db_user "$PGBIN/pg_ctl" -D "$PGDATA" -o "-p $DB_PG_PORT -k $DB_DIR/run" -l "$DB_DIR/postgres.log" -w -t 60 start \
-    >/dev/null || die "PostgreSQL did not start: see $DB_DIR/postgres.log"
+  as_db_user "$PGBIN/pg_ctl" -D "$PGDATA" -o "-p $DB_PG_PORT -k $PGRUN" -l "$PG_HOME/postgres.log" -w -t 60 start \
+    >/dev/null || die "PostgreSQL did not start: see $PG_HOME/postgres.log"
   if [ ! -e "$DB_DIR/extension.done" ]; then
     pg_sql "CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;" || die "CREATE EXTENSION documentdb failed"
     touch "$DB_DIR/extension.done"
@@ -107,17 +115,17 @@ backup() {
   local file=$1
   alive "$PGDATA/postmaster.pid" || die "PostgreSQL is not running: run scripts/db.sh start first"
   # WAL fetched into the tar (-X fetch): the archive alone restores a consistent cluster.
-  as_db_user "$PGBIN/pg_basebackup" -h "$DB_DIR/run" -p "$DB_PG_PORT" -U "$DB_OS_USER" -D - -Ft -X fetch -z \
+  as_db_user "$PGBIN/pg_basebackup" -h "$PGRUN" -p "$DB_PG_PORT" -U "$DB_OS_USER" -D - -Ft -X fetch -z \
     -c fast >"$file.partial" 2>"$DB_DIR/backup.log" || { rm -f "$file.partial"; die "backup failed: see $DB_DIR/backup.log"; }
   mv "$file.partial" "$file"
   echo "backup written: $file ($(du -h "$file" | cut -f1))"
 }
 
 restore() {
-  local file=$1 staged="$DB_DIR/pg.restoring"
+  local file=$1 staged="$PG_HOME/pg.restoring"
   [ -s "$file" ] || die "no backup file at $file"
-  mkdir -p "$DB_DIR/run"
-  rm -rf "$staged"; mkdir -p "$staged"; chown "$DB_OS_USER" "$DB_DIR" "$DB_DIR/run" "$staged" 2>/dev/null || true
+  mkdir -p "$PGRUN"
+  rm -rf "$staged"; mkdir -p "$staged"; chown "$DB_OS_USER" "$PG_HOME" "$PGRUN" "$staged" 2>/dev/null || true
   chmod 700 "$staged"
   as_db_user tar -xzf - -C "$staged" <"$file" || { rm -rf "$staged"; die "$file is not a backup made by scripts/db.sh backup"; }
   [ -s "$staged/PG_VERSION" ] || { rm -rf "$staged"; die "$file holds no PostgreSQL cluster"; }
@@ -142,7 +150,7 @@ start)
   ;;
 stop|purge)
   stop_all
-  if [ "$1" = purge ]; then rm -rf "$DB_DIR"; echo "database stopped and purged ($DB_DIR)"; else echo "database stopped"; fi
+  if [ "$1" = purge ]; then rm -rf "$DB_DIR" "$PG_HOME"; echo "database stopped and purged ($DB_DIR)"; else echo "database stopped"; fi
   ;;
 status)
   alive "$PGDATA/postmaster.pid" && alive "$FERRET_PID"

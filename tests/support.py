@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import pathlib
 import smtplib
 import subprocess
@@ -83,3 +84,16 @@ def make_email(
         message[name.replace("_", "-")] = value
     message.set_content(body)
     return message
+
+
+def refresh_planner_statistics(pg_port: int) -> None:
+    """ANALYZE the embedded server's tables, as autovacuum does on a live system within a minute of a bulk
+    load: without statistics PostgreSQL's planner guesses, and a guess is not what production runs."""
+    if os.environ.get("TEST_MONGO_URI"):
+        return  # a real MongoDB plans on its own
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "-d", "postgres"]
+        + ["-qAtX", "-c", "ANALYZE"],
+        check=True,
+        capture_output=True,
+    )

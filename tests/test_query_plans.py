@@ -27,8 +27,9 @@ from config import Settings
 from daemon.ingest import ingest
 from daemon.scheduler import run_once
 from models import Ticket, User, connect_db
+from tests.conftest import TEST_DB_PORT
 from tests.daemon_support import raw_email, reply_to
-from tests.support import MailStack
+from tests.support import MailStack, refresh_planner_statistics
 from tests.web_support import PASSWORD, bearer, cookie_login, make_user
 from webadmin import create_app
 
@@ -304,6 +305,7 @@ def test_every_hot_query_uses_an_index(
 ) -> None:
     drive_the_app(settings, mail, recorder)
     recorder.active = False
+    refresh_planner_statistics(TEST_DB_PORT + 27000)
     verdicts = explain_all(mongoengine.get_db(), recorder.commands)
     table = plan_table(verdicts)
     (tmp_path / "query_plans.md").write_text(table + "\n")

@@ -21,6 +21,8 @@ from models import (
 )
 from models.claims import TOP_LEVEL, free_filter
 from models.tickets import OPEN_STATUSES, TRIAGE_LEASE
+from tests.conftest import TEST_DB_PORT
+from tests.support import refresh_planner_statistics
 
 ROWS = 2000  # enough that the planner would rather scan a collection than use an index it cannot use
 
@@ -69,6 +71,7 @@ def history(db_server: str) -> None:
     QuarantinedEmail._get_collection().insert_many(
         [{"reason": "x", "received_at": now, "reingested_at": now} for _ in range(ROWS)]
     )
+    refresh_planner_statistics(TEST_DB_PORT + 27000)
 
 
 def _plan(document: type, query: dict, sort: dict | None = None) -> dict:

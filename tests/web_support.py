@@ -16,6 +16,7 @@ from config import Settings
 from models import Ticket, TicketMessage, User, next_ticket_number, utcnow
 from models.links import create_status_token
 from webadmin import create_app
+from webadmin.security import session_claims
 
 PASSWORD = "correct-horse-battery"
 
@@ -77,7 +78,7 @@ def make_ticket(
 
 def bearer(app: Flask, user: User) -> dict[str, str]:
     with app.app_context():
-        token = create_access_token(str(user.id), additional_claims={"role": user.role})
+        token = create_access_token(str(user.id), additional_claims=session_claims(user))
     return {"Authorization": f"Bearer {token}"}
 
 

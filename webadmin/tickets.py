@@ -13,8 +13,9 @@ from typing import Any
 from werkzeug.exceptions import Forbidden, NotFound
 
 from models import Ticket, TicketMessage, User
-from models.tickets import OPEN_STATUSES
+from models.tickets import OPEN_STATUSES, highest_ticket_number
 from models.users import normalise_email
+from webadmin.windows import first_window, newest_first
 
 MAX_PER_PAGE = 100
 MAX_TICKET_NUMBER = 2**53  # larger numbers cannot exist; BSON integers overflow at 2**63
@@ -135,8 +136,13 @@ def list_tickets(user: User, filters: TicketFilters, page: int = 1, per_page: in
     page = max(1, page)
     query = ticket_query(user, filters)
     found = Ticket.objects(__raw__=query)
-    total = found.count()
-    items = list(found.order_by(*NEWEST_FIRST).skip((page - 1) * per_page).limit(per_page).select_related(1))
+    total = found.count() if query else Ticket._get_collection().estimated_document_count()
+    skip = (page - 1) * per_page
+    if "number" in query or "$text" in query:  # one ticket, or a text search: the index picks the rows
+        items = list(found.order_by(*NEWEST_FIRST).skip(skip).limit(per_page).select_related(1))
+    else:
+        newest, width = highest_ticket_number(), first_window(skip, per_page)
+        items = newest_first(found, "number", newest, skip, per_page, width, oldest=0, related=True)
     return Page(items=items, page=page, per_page=per_page, total=total)
 
 

@@ -11,6 +11,7 @@ from flask_jwt_extended import current_user, verify_jwt_in_request
 from wtforms.validators import ValidationError
 
 from config import Settings
+from webadmin.windows import newest_first
 
 
 def admin_is_signed_in() -> bool:
@@ -63,3 +64,39 @@ def require_reason(reason: str | None, what: str) -> str:
     if not text:
         raise ValidationError(f"Please give a reason for the {what}.")
     return text
+
+
+class NewestFirstWindowMixin:
+    """A list whose default order is `window_field` descending reads its page from a window of that field's
+    index (webadmin/windows.py): the embedded server would sort every row. Other orders and searches as usual."""
+
+    window_field = "number"
+    window_related = False  # load each page's references in one query per reference field
+
+    def window_bounds(self, skip: int, limit: int) -> tuple[Any, Any, Any]:
+        """(newest value, first window width, oldest value) of `window_field`."""
+        raise NotImplementedError
+
+    def get_list(  # noqa: PLR0913 - Flask-Admin's signature
+        self,
+        page: int | None,
+        sort_column: str | None,
+        sort_desc: bool,
+        search: str | None,
+        filters: Any,
+        execute: bool = True,
+        page_size: int | None = None,
+    ) -> Any:
+        count, query = super().get_list(  # type: ignore[misc]
+            page, sort_column, sort_desc, search, filters, execute=False, page_size=page_size
+        )
+        if not execute:
+            return count, query
+        if search or query._ordering != [(self.window_field, -1)] or not query._limit:
+            return count, (query.select_related(1) if self.window_related else query.all())
+        skip, limit = query._skip or 0, query._limit
+        newest, width, oldest = self.window_bounds(skip, limit)
+        page_rows = newest_first(
+            query.clone(), self.window_field, newest, skip, limit, width, oldest=oldest, related=self.window_related
+        )
+        return count, page_rows

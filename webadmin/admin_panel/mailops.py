@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from bson import ObjectId
 from bson.errors import InvalidId
 from flask import abort, flash, send_file, url_for
@@ -13,7 +15,8 @@ from werkzeug.wrappers import Response
 
 from models import OutboundEmail, QuarantinedEmail, utcnow
 from models.outbox import OUTBOX_STATES
-from webadmin.admin_panel.base import SecureModelView
+from webadmin.admin_panel.base import NewestFirstWindowMixin, SecureModelView
+from webadmin.windows import EPOCH
 
 
 def _raw_link(view, context, model, name):  # noqa: ANN001,ANN202 - Flask-Admin formatter signature
@@ -65,7 +68,12 @@ class QuarantineView(SecureModelView):
         flash(f"Queued {count} email(s) for re-ingestion.")
 
 
-class OutboxView(SecureModelView):
+class OutboxView(NewestFirstWindowMixin, SecureModelView):
+    window_field = "created_at"
+
+    def window_bounds(self, skip: int, limit: int) -> tuple[dt.datetime, dt.timedelta, dt.datetime]:
+        return utcnow() + dt.timedelta(minutes=1), dt.timedelta(hours=6), EPOCH
+
     can_create = False
     can_edit = False
     can_view_details = True

@@ -17,10 +17,12 @@ from wtforms import SelectField, StringField
 from wtforms.validators import ValidationError
 
 from models import PRIORITIES, STATUSES, Category, Skill, Ticket, User, record_audit
+from models.tickets import highest_ticket_number
 from models.users import staff_members
 from webadmin import ticket_actions
-from webadmin.admin_panel.base import SecureModelView, parse_csv, require_reason
+from webadmin.admin_panel.base import NewestFirstWindowMixin, SecureModelView, parse_csv, require_reason
 from webadmin.tickets import search_query
+from webadmin.windows import first_window
 
 UNASSIGNED = ""
 
@@ -55,7 +57,8 @@ def awaits_first_attempt(ticket: Ticket) -> bool:
     return ticket.triage.state == "pending" and not ticket.triage.attempts
 
 
-class TicketView(SecureModelView):
+class TicketView(NewestFirstWindowMixin, SecureModelView):
+    window_related = True  # the page's assignees in one `$in`, not one query per row
     can_create = False
     column_list: tuple[str, ...] = (
         "number",
@@ -94,11 +97,8 @@ class TicketView(SecureModelView):
     def _search(self, query: QuerySet, search_term: str) -> QuerySet:
         return query.filter(__raw__=search_query(search_term))
 
-    def get_list(self, page: int | None, *args: Any, **kwargs: Any) -> Any:
-        count, data = super().get_list(page, *args, **kwargs)
-        if kwargs.get("execute", True) and isinstance(data, QuerySet):
-            data = data.select_related(1)  # the page's assignees in one `$in`, not one query per row
-        return count, data
+    def window_bounds(self, skip: int, limit: int) -> tuple[int, int, int]:
+        return highest_ticket_number(), first_window(skip, limit), 0
 
     def _fill_choices(self, form):  # noqa: ANN001,ANN202
         form.assign_to.choices = staff_choices()
