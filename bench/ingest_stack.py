@@ -81,6 +81,7 @@ def bench_settings(**overrides: object) -> Settings:
         "mail_port": MAIL_PORTS["SINK_PORT"],
         "triage_provider": "local",
         "ack_limit_per_hour": 1000,
+        "ack_limit_total_per_hour": 1_000_000,  # the backscatter cap would stop a benchmark's acknowledgements
         "model_dir": str(ROOT / ".cache" / "bench-triage-model"),
     }
     values.update(overrides)
