@@ -13,12 +13,14 @@ import datetime as dt
 import logging
 import smtplib
 import threading
+import time
 from contextlib import ExitStack
 from typing import Any, cast
 
 from flask import Flask
 from flask_mail import Mail, Message
 from pymongo import UpdateOne
+from pymongo.errors import ConnectionFailure, OperationFailure
 
 from config import Settings
 from models import OutboundEmail, utcnow
@@ -26,6 +28,7 @@ from models.claims import claim, finish, make_owner_id
 
 logger = logging.getLogger(__name__)
 SEND_LEASE_SECONDS = 120
+MARK_SENT_PATIENCE_SECONDS = 60  # < SEND_LEASE_SECONDS: nobody else sends it meanwhile
 MARK_EVERY = 1  # record "sent" after each accepted email: a crash in between resends at most one
 MAX_BACKOFF = 3600.0
 SENDER_ID = make_owner_id()  # this process's claims; acknowledgements stored by ingestion are claimed with it
@@ -126,19 +129,28 @@ def _mark_sent(emails: list[OutboundEmail]) -> int:
     if not emails:
         return 0
     now = utcnow()
-    OutboundEmail._get_collection().bulk_write(
-        [
-            UpdateOne(
-                {"_id": email.id, "claimed_by": email.claimed_by},
-                {
-                    "$set": {"state": "sent", "sent_at": now},
-                    "$unset": {"claimed_by": "", "lease_until": "", "last_error": ""},
-                },
-            )
-            for email in emails
-        ],
-        ordered=False,
-    )
+    updates = [
+        UpdateOne(
+            {"_id": email.id, "claimed_by": email.claimed_by},
+            {
+                "$set": {"state": "sent", "sent_at": now},
+                "$unset": {"claimed_by": "", "lease_until": "", "last_error": ""},
+            },
+        )
+        for email in emails
+    ]
+    # SMTP accepted these: keep trying to record it while the database is away (it restarts within seconds),
+    # well inside our claim, rather than leave them to be sent a second time when the claim expires.
+    deadline = time.monotonic() + MARK_SENT_PATIENCE_SECONDS
+    while True:
+        try:
+            OutboundEmail._get_collection().bulk_write(updates, ordered=False)
+            break
+        except (ConnectionFailure, OperationFailure) as exc:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("could not record %s sent email(s) yet, retrying: %s", len(emails), exc)
+            time.sleep(1.0)
     for email in emails:
         email.state = "sent"
         logger.info("sent %s for #%s (attempt %s)", email.kind, email.ticket_number, email.attempts)
