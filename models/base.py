@@ -88,7 +88,8 @@ def ensure_all_indexes() -> None:
         AuditEvent,
         RevokedToken,
     ):
-        document.ensure_indexes()
+        # the daemon, gunicorn and run_web.py may start together: concurrent index builds can deadlock
+        retry_on_conflict(document.ensure_indexes, attempts=20)
     # An older database has a unique index on RevokedToken's former `jti` field, which every new
     # (field-less) row would break.
     revoked = RevokedToken._get_collection()

@@ -51,7 +51,8 @@ export MODEL_DIR=$DEV_DIR/triage-model
 
 pids=()
 cleanup() {
-  trap - INT TERM EXIT
+  trap - EXIT
+  trap '' INT TERM  # a second Ctrl-C must not cut the cleanup short and leave servers running
   echo; echo "stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
