@@ -88,15 +88,23 @@ def test_make_dev_starts_serves_and_stops(tmp_path_factory: pytest.TempPathFacto
                 break
             assert time.monotonic() < deadline, f"demo tickets did not appear: {listing}"
             time.sleep(1)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
+        proc.wait(timeout=60)
+        assert "stopped: nothing left running" in log.read_text()
+        time.sleep(0.5)
+        still_open = [name for name, port in PORTS.items() if _port_open(port)]
+        assert still_open == [], f"ports still served after Ctrl-C: {still_open}"
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
-            proc.wait(timeout=60)
-    assert "stopped: nothing left running" in log.read_text()
-    time.sleep(0.5)
-    still_open = [name for name, port in PORTS.items() if _port_open(port)]
-    assert still_open == [], f"ports still served after Ctrl-C: {still_open}"
-    subprocess.run(["bash", str(ROOT / "scripts" / "db.sh"), "purge"], env={**os.environ, "DB_DIR": f"{dev_dir}/db"})
+            os.killpg(proc.pid, signal.SIGKILL)
+        _purge(dev_dir)
+
+
+def _purge(dev_dir: str) -> None:
+    """Whatever a failed run left: its database, its mail stack, its folders."""
+    env = {**os.environ, **{name: str(port) for name, port in PORTS.items()}}
+    subprocess.run(["bash", str(ROOT / "scripts" / "db.sh"), "purge"], env={**env, "DB_DIR": f"{dev_dir}/db"})
+    subprocess.run(["bash", str(ROOT / "scripts" / "mail.sh"), "purge"], env={**env, "MAIL_DIR": f"{dev_dir}-mail"})
     subprocess.run(["rm", "-rf", dev_dir, f"{dev_dir}-mail"], check=False)
 
 
