@@ -75,6 +75,8 @@ def claim_rate_slots(addresses: list[str], settings: Settings) -> list[bool]:
     list's wants; the totals read back then bound how many went before ours. A concurrent ingester's
     increments can only make that bound larger, so the limit holds (at worst one of ours is refused).
     """
+    if not addresses:  # e.g. a batch retried after a crash whose tickets all exist already
+        return []
     wanted = Counter(addresses)
     hour = utcnow().replace(minute=0, second=0, microsecond=0)
     keys = {address: rate_key(address, hour) for address in wanted}
