@@ -6,6 +6,7 @@
 #   - FerretDB v2.7.0 from the Go module proxy into .cache/bin/.
 # Idempotent: a stamp per part records what was built from which tarball. VENDOR_DIR overrides ../shared/vendor.
 set -euo pipefail
+shopt -s inherit_errexit  # a die() inside $(...) stops the script, not only the subshell
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENDOR_DIR=${VENDOR_DIR:-$ROOT/../shared/vendor}
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
@@ -49,8 +50,9 @@ tarball() {  # path of a checked vendor tarball
 built() { [ -e "$PG_LIB/$1" ] && [ "$(cat "$BUILD/$2.stamp" 2>/dev/null)" = "${SHA256[$2]}" ]; }
 unpack() {  # unpack a tarball into a fresh folder under .cache/build; prints the folder
   local name=$1 dir="$BUILD/${1%.tar.gz}"
+  local path; path=$(tarball "$name")
   rm -rf "$dir"; mkdir -p "$dir"
-  tar -xzf "$(tarball "$name")" -C "$dir" --strip-components=1
+  tar -xzf "$path" -C "$dir" --strip-components=1
   echo "$dir"
 }
 make_ext() {  # make + make install in a folder, against Debian's PostgreSQL 15, no LLVM bitcode
