@@ -1,0 +1,162 @@
+"""Triage of a claimed batch: read its texts at once, classify at once, write the results with one bulk write.
+
+A result is written only while this worker still holds the ticket's claim (the same conditional update as
+triage.queue.complete, as one `bulk_write` of UpdateOne); the tickets written are then routed together
+(triage/routing_batch.py). A failure is recorded on its ticket, and the ones beside it carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bson import ObjectId
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, OperationFailure
+
+from config import Settings
+from models import Ticket, TicketMessage, utcnow
+from models.tickets import TRIAGE_LEASE
+from triage.injection import injection_signals
+from triage.injection_policy import unsteered_input
+from triage.provider import ProviderUnavailable, Taxonomy, TriageInput, TriageResult
+from triage.queue import ownership, release_with_failure
+from triage.routing import escalate_ticket
+from triage.routing_batch import route_batch
+from triage.service import AnyProvider, LocalProvider, classify_batch, guard_result, result_changes
+from triage.textprep import MAX_BODY_CHARS, MAX_SUBJECT_CHARS, clean, strip_quotes
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchOutcome:
+    written: int = 0  # results stored
+    routed: int = 0  # of those, assigned or escalated now
+    failed: int = 0  # attempts recorded as failed (retried later, or escalated)
+    lost: int = 0  # claims taken over meanwhile: results discarded
+
+
+def ticket_inputs(tickets: list[Ticket]) -> list[TriageInput]:
+    """What the provider reads for each ticket: its subject and its first inbound message's new text.
+
+    One read for the whole batch on the (ticket, created_at) index (triage.textprep.ticket_input does one ticket).
+    """
+    first: dict[ObjectId, dict] = {}
+    rows = TicketMessage._get_collection().find(
+        {"ticket": {"$in": [t.id for t in tickets]}, "kind": "inbound"},
+        {"ticket": 1, "new_text": 1, "text": 1, "created_at": 1},
+    )
+    for row in sorted(rows, key=lambda r: r.get("created_at") or utcnow()):
+        first.setdefault(row["ticket"], row)
+    items = []
+    for ticket in tickets:
+        message = first.get(ticket.id) or {}
+        body = message.get("new_text") or strip_quotes(message.get("text") or "")
+        items.append(
+            TriageInput(
+                subject=clean(ticket.subject, MAX_SUBJECT_CHARS),
+                body=clean(body, MAX_BODY_CHARS),
+                language_hint=ticket.language or "",
+            )
+        )
+    return items
+
+
+def _baselines(
+    items: list[TriageInput], outcomes: list, taxonomy: Taxonomy, settings: Settings
+) -> dict[int, TriageResult]:
+    """The offline estimate of each flagged email's text without its instructions (the injection policy's cap)."""
+    flagged = [
+        i
+        for i, (item, outcome) in enumerate(zip(items, outcomes, strict=True))
+        if isinstance(outcome, TriageResult) and _flagged(outcome, item)
+    ]
+    if not flagged:
+        return {}
+    found = LocalProvider(settings).triage_many([unsteered_input(items[i]) for i in flagged], taxonomy)
+    return dict(zip(flagged, found, strict=True))
+
+
+def triage_batch(
+    tickets: list[Ticket],
+    worker: str,
+    provider: AnyProvider,
+    taxonomy: Taxonomy,
+    settings: Settings,
+    waiting: int = 0,
+) -> BatchOutcome:
+    """Triage, write and route `tickets` (claimed by `worker`); `waiting` is the queue's length (the Gemini cut-off)."""
+    outcome = BatchOutcome()
+    items = ticket_inputs(tickets)
+    results = classify_batch(provider, items, taxonomy, settings, waiting)
+    try:
+        baselines = _baselines(items, results, taxonomy, settings)
+    except Exception as problem:  # noqa: BLE001 - without the cap a flagged result must not be stored
+        logger.exception("offline baseline of flagged emails failed")
+        pairs = zip(results, items, strict=True)
+        results = [problem if isinstance(r, TriageResult) and _flagged(r, i) else r for r, i in pairs]
+        baselines = {}
+    now = utcnow()
+    operations: list[UpdateOne] = []
+    ids: list[ObjectId | None] = []
+    failures: list[tuple[Ticket, Exception]] = []
+    for index, (ticket, item, result) in enumerate(zip(tickets, items, results, strict=True)):
+        if isinstance(result, Exception):
+            failures.append((ticket, result))
+            continue
+        try:
+            guarded, signals = guard_result(result, item, taxonomy, baselines.get(index))
+            changes = result_changes(ticket, guarded, signals, settings, now)
+        except Exception as error:  # noqa: BLE001 - recorded on the ticket
+            logger.exception("ticket #%s: triage failed", ticket.number)
+            failures.append((ticket, error))
+            continue
+        claim = {"_id": ticket.id, TRIAGE_LEASE.owner: worker, **ownership(ticket)}
+        release = {TRIAGE_LEASE.owner: "", TRIAGE_LEASE.until: ""}
+        operations.append(UpdateOne(claim, {"$set": changes, "$unset": release}))
+        ids.append(ticket.id)
+    written: list[Ticket] = []
+    if operations:
+        try:
+            Ticket._get_collection().bulk_write(operations, ordered=False)
+        except BulkWriteError as error:  # the other updates were applied; these are recorded as failures
+            for problem in error.details.get("writeErrors", []):
+                ticket = next(t for t in tickets if t.id == ids[problem["index"]])
+                failures.append((ticket, OperationFailure(str(problem.get("errmsg", ""))[:300])))
+                ids[problem["index"]] = None
+        written = [  # ours: completed now and released (a lost claim kept the other worker's stamp)
+            t
+            for t in Ticket.objects(id__in=[i for i in ids if i is not None]).no_dereference()
+            if t.triage.completed_at == now and t.triage.claimed_by is None
+        ]
+        outcome.written = len(written)
+        outcome.lost = len([i for i in ids if i is not None]) - len(written)
+        if outcome.lost:
+            logger.warning("%s tickets lost their triage claim; their results were discarded", outcome.lost)
+    try:
+        outcome.routed = len(route_batch([t for t in written if t.assignee is None], "system:triage", settings))
+    except Exception:  # noqa: BLE001 - triaged but not routed: the SLA job escalates it when its deadline passes
+        logger.exception("routing a batch of %s triaged tickets failed", len(written))
+    for ticket, failure in failures:
+        outcome.failed += 1
+        _record_failure(ticket, worker, failure, settings)
+    return outcome
+
+
+def _flagged(result: TriageResult, item: TriageInput) -> bool:
+    return result.injection_suspected or bool(injection_signals(f"{item.subject}\n{item.body}"))
+
+
+def _record_failure(ticket: Ticket, worker: str, error: Exception, settings: Settings) -> None:
+    retry_after = error.retry_after if isinstance(error, ProviderUnavailable) else 0.0
+    if isinstance(error, ProviderUnavailable):
+        message = f"provider unavailable: {error}"
+    else:
+        message = f"{type(error).__name__}: {error}"
+    try:
+        if release_with_failure(ticket, worker, message, settings.triage_max_attempts, retry_after):
+            reason = f"triage failed after {ticket.triage.attempts} attempts: {message}"
+            escalate_ticket(ticket, reason[:400], "system:triage", settings)
+    except Exception:  # noqa: BLE001 - the lease expiry brings the ticket back
+        logger.exception("ticket #%s: could not record the triage failure", ticket.number)
