@@ -120,11 +120,11 @@ def triage_batch(
     if operations:
         try:
             Ticket._get_collection().bulk_write(operations, ordered=False)
-        except BulkWriteError as error:  # the other updates were applied; these are recorded as failures
-            for problem in error.details.get("writeErrors", []):
-                ticket = next(t for t in tickets if t.id == ids[problem["index"]])
-                failures.append((ticket, OperationFailure(str(problem.get("errmsg", ""))[:300])))
-                ids[problem["index"]] = None
+        except BulkWriteError as bulk_error:  # the other updates were applied; these are recorded as failures
+            for write_error in bulk_error.details.get("writeErrors", []):
+                ticket = next(t for t in tickets if t.id == ids[write_error["index"]])
+                failures.append((ticket, OperationFailure(str(write_error.get("errmsg", ""))[:300])))
+                ids[write_error["index"]] = None
         written = [  # ours: completed now and released (a lost claim kept the other worker's stamp)
             t
             for t in Ticket.objects(id__in=[i for i in ids if i is not None]).no_dereference()
