@@ -102,14 +102,29 @@ def claim_batch(
     if inc:
         update["$inc"] = dict(inc)
     for _ in range(3):  # candidates all taken by a racing batch: look again
-        found = collection.find(query, {"_id": 1}, sort=list(sort) if sort else None, limit=limit)
-        ids = [row["_id"] for row in found]
-        if not ids:
+        candidates = list(collection.find(query, sort=list(sort) if sort else None, limit=limit))
+        if not candidates:
             return []
-        if collection.update_many({"_id": {"$in": ids}, **query}, update).modified_count:
+        ids = [row["_id"] for row in candidates]
+        modified = collection.update_many({"_id": {"$in": ids}, **query}, update).modified_count
+        if modified == len(ids):  # all ours: the documents are the candidates with the update applied
+            return [document._from_son(_updated(row, update)) for row in candidates]
+        if modified:
             won = collection.find({"_id": {"$in": ids}, fields.owner: owner}, sort=list(sort) if sort else None)
             return [document._from_son(row) for row in won]
     return []
+
+
+def _updated(row: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """`row` after `update`'s `$set` and `$inc` (dotted paths), as the database now holds it."""
+    for operator, changes in update.items():
+        for path, value in changes.items():
+            *parents, leaf = path.split(".")
+            target = row
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[leaf] = (target.get(leaf) or 0) + value if operator == "$inc" else value
+    return row
 
 
 def claim_many(

@@ -7,6 +7,7 @@ triage.queue.complete, as one `bulk_write` of UpdateOne); the tickets written ar
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
@@ -17,12 +18,12 @@ from pymongo.errors import BulkWriteError, OperationFailure
 from config import Settings
 from models import Ticket, TicketMessage, utcnow
 from models.tickets import TRIAGE_LEASE
+from triage import routing_batch
 from triage.injection import injection_signals
 from triage.injection_policy import unsteered_input
 from triage.provider import ProviderUnavailable, Taxonomy, TriageInput, TriageResult
 from triage.queue import ownership, release_with_failure
 from triage.routing import escalate_ticket
-from triage.routing_batch import route_batch
 from triage.service import AnyProvider, LocalProvider, classify_batch, guard_result, result_changes
 from triage.textprep import MAX_BODY_CHARS, MAX_SUBJECT_CHARS, clean, strip_quotes
 
@@ -98,8 +99,7 @@ def triage_batch(
         results = [problem if isinstance(r, TriageResult) and _flagged(r, i) else r for r, i in pairs]
         baselines = {}
     now = utcnow()
-    operations: list[UpdateOne] = []
-    ids: list[ObjectId | None] = []
+    staged: list[tuple[Ticket, dict]] = []
     failures: list[tuple[Ticket, Exception]] = []
     for index, (ticket, item, result) in enumerate(zip(tickets, items, results, strict=True)):
         if isinstance(result, Exception):
@@ -107,41 +107,90 @@ def triage_batch(
             continue
         try:
             guarded, signals = guard_result(result, item, taxonomy, baselines.get(index))
-            changes = result_changes(ticket, guarded, signals, settings, now)
+            staged.append((ticket, result_changes(ticket, guarded, signals, settings, now)))
         except Exception as error:  # noqa: BLE001 - recorded on the ticket
             logger.exception("ticket #%s: triage failed", ticket.number)
             failures.append((ticket, error))
-            continue
-        claim = {"_id": ticket.id, TRIAGE_LEASE.owner: worker, **ownership(ticket)}
-        release = {TRIAGE_LEASE.owner: "", TRIAGE_LEASE.until: ""}
-        operations.append(UpdateOne(claim, {"$set": changes, "$unset": release}))
-        ids.append(ticket.id)
-    written: list[Ticket] = []
-    if operations:
-        try:
-            Ticket._get_collection().bulk_write(operations, ordered=False)
-        except BulkWriteError as bulk_error:  # the other updates were applied; these are recorded as failures
-            for write_error in bulk_error.details.get("writeErrors", []):
-                ticket = next(t for t in tickets if t.id == ids[write_error["index"]])
-                failures.append((ticket, OperationFailure(str(write_error.get("errmsg", ""))[:300])))
-                ids[write_error["index"]] = None
-        written = [  # ours: completed now and released (a lost claim kept the other worker's stamp)
-            t
-            for t in Ticket.objects(id__in=[i for i in ids if i is not None]).no_dereference()
-            if t.triage.completed_at == now and t.triage.claimed_by is None
-        ]
-        outcome.written = len(written)
-        outcome.lost = len([i for i in ids if i is not None]) - len(written)
-        if outcome.lost:
-            logger.warning("%s tickets lost their triage claim; their results were discarded", outcome.lost)
+    for ticket, changes in staged:
+        _apply_in_memory(ticket, changes)
     try:
-        outcome.routed = len(route_batch([t for t in written if t.assignee is None], "system:triage", settings))
-    except Exception:  # noqa: BLE001 - triaged but not routed: the SLA job escalates it when its deadline passes
-        logger.exception("routing a batch of %s triaged tickets failed", len(written))
+        planned = routing_batch.plan([t for t, _ in staged if t.assignee is None], now)
+    except Exception:  # noqa: BLE001 - stored unrouted: the SLA job escalates it when its deadline passes
+        logger.exception("routing a batch of %s triaged tickets failed", len(staged))
+        planned = []
+    decisions = {t.id: d for t, d in planned}
+    written, routed, errors = _write(staged, decisions, worker, now)
+    failures += errors
+    outcome.written, outcome.lost = len(written), len(staged) - len(written) - len(errors)
+    if outcome.lost:
+        logger.warning("%s tickets lost their triage claim; their results were discarded", outcome.lost)
+    mine = [(t, d) for t, d in planned if t.id in routed]
+    for ticket, decision in mine:
+        routing_batch.apply_in_memory(ticket, decision, now)
+    try:
+        routing_batch.record(mine, "system:triage", settings, now)
+        outcome.routed = len(mine)
+    except Exception:  # noqa: BLE001 - assigned; the audit entry or notification is what is missing
+        logger.exception("recording %s assignments failed", len(mine))
     for ticket, failure in failures:
         outcome.failed += 1
         _record_failure(ticket, worker, failure, settings)
     return outcome
+
+
+def _apply_in_memory(ticket: Ticket, changes: dict) -> None:
+    for name, value in changes.items():
+        if name.startswith("triage."):
+            setattr(ticket.triage, name.removeprefix("triage."), value)
+        else:
+            setattr(ticket, name, value)
+
+
+def _write(
+    staged: list[tuple[Ticket, dict]], decisions: dict, worker: str, now: dt.datetime
+) -> tuple[set[ObjectId], set[ObjectId], list[tuple[Ticket, Exception]]]:
+    """One bulk write of results (with their assignment), each conditional on the claim (and on the ticket still
+    having no assignee when it assigns one). Returns the tickets written, those of them assigned, and failures."""
+    if not staged:
+        return set(), set(), []
+    release = {TRIAGE_LEASE.owner: "", TRIAGE_LEASE.until: ""}
+    operations = []
+    for ticket, changes in staged:
+        claim = {"_id": ticket.id, TRIAGE_LEASE.owner: worker, **ownership(ticket)}
+        fields = dict(changes)
+        if ticket.id in decisions:
+            claim["assignee"] = None
+            fields.update(routing_batch.assignment(decisions[ticket.id], now))
+        operations.append(UpdateOne(claim, {"$set": fields, "$unset": release}))
+    collection = Ticket._get_collection()
+    errors: list[tuple[Ticket, Exception]] = []
+    try:
+        matched = collection.bulk_write(operations, ordered=False).matched_count
+    except BulkWriteError as bulk_error:  # the other updates were applied; these are recorded as failures
+        matched = bulk_error.details.get("nMatched", 0)
+        for write_error in bulk_error.details.get("writeErrors", []):
+            message = str(write_error.get("errmsg", ""))[:300]
+            errors.append((staged[write_error["index"]][0], OperationFailure(message)))
+    failed = {ticket.id for ticket, _ in errors}
+    ids = [t.id for t, _ in staged if t.id not in failed]
+    if matched == len(ids):
+        return set(ids), {i for i in ids if i in decisions}, errors
+    written, routed, retry = set(), set(), []
+    rows = collection.find({"_id": {"$in": ids}}, {"triage.completed_at": 1, "triage.claimed_by": 1})
+    for row in rows:  # what happened to each: written, still claimed (assigned by someone meanwhile), or lost
+        triage = row.get("triage") or {}
+        if triage.get("completed_at") == now and not triage.get("claimed_by"):
+            written.add(row["_id"])
+            if row["_id"] in decisions:
+                routed.add(row["_id"])
+        elif triage.get("claimed_by") == worker:
+            retry.append(row["_id"])
+    if retry:  # the result without the assignment someone else made meanwhile
+        again = [(t, c) for t, c in staged if t.id in retry]
+        more, _, more_errors = _write(again, {}, worker, now)
+        written |= more
+        errors += more_errors
+    return written, routed, errors
 
 
 def _flagged(result: TriageResult, item: TriageInput) -> bool:

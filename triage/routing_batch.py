@@ -1,61 +1,42 @@
 """Routing a batch of freshly triaged tickets with a fixed number of database round trips.
 
 One RoutingContext (skills, categories, staff, and one aggregation of open loads) decides every ticket of the
-batch, counting each assignment in memory; then one `bulk_write` assigns (each update conditional on the ticket
-still having no assignee), one `insert_many` writes the audit entries, one `bulk_write` stamps the assignees'
-last assignment, and one `insert_many` queues the notifications (models.outbox.queue_emails).
+batch, counting each assignment in memory (`plan`). The assignment is written with the triage result, in the
+same conditional update (triage/batch.py); then `record` writes the audit entries (one `insert_many`), stamps
+the assignees' last assignment (one `bulk_write`) and queues the notifications (one `insert_many`, via
+models.outbox.queue_emails).
 """
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
 
 from pymongo import UpdateOne
 
 from config import Settings
-from models import AuditEvent, Ticket, User, utcnow
+from models import AuditEvent, Ticket, User
 from models.outbox import queue_emails
 from triage.routing import RoutingContext, RoutingDecision, audit_fields, notification_email
 
-logger = logging.getLogger(__name__)
+Planned = list[tuple[Ticket, RoutingDecision]]
 
 
-def route_batch(tickets: list[Ticket], actor: str, settings: Settings) -> list[tuple[Ticket, RoutingDecision]]:
-    """Assign or escalate each of `tickets` (none may have an assignee yet); what was written."""
+def plan(tickets: list[Ticket], now: dt.datetime) -> Planned:
+    """A decision for each of `tickets` (triaged, in memory, without an assignee) from one routing context."""
     if not tickets:
         return []
     context = RoutingContext.read()
-    now = utcnow()
-    planned: list[tuple[Ticket, RoutingDecision]] = []
+    planned = []
     for ticket in tickets:
         decision = context.decide(ticket)
         if decision.assignee is not None:
             context.count_assignment(decision.assignee, now)
         planned.append((ticket, decision))
-    collection = Ticket._get_collection()
-    wanted = {t.id: _assignment(d, now) for t, d in planned}
-    operations = [UpdateOne({"_id": ticket_id, "assignee": None}, {"$set": f}) for ticket_id, f in wanted.items()]
-    if collection.bulk_write(operations, ordered=False).matched_count < len(operations):
-        rows = collection.find({"_id": {"$in": list(wanted)}}, {"assignee": 1, "routing_reason": 1, "updated_at": 1})
-        ours = {  # someone assigned some of them meanwhile: keep only ours
-            row["_id"]
-            for row in rows
-            if (row.get("assignee"), row.get("routing_reason"), row.get("updated_at"))
-            == (wanted[row["_id"]]["assignee"], wanted[row["_id"]]["routing_reason"], now)
-        }
-        planned = [(t, d) for t, d in planned if t.id in ours]
-    for ticket, decision in planned:  # the in-memory copies, as the database now has them
-        ticket.assignee, ticket.routing_reason = decision.assignee, decision.reason[:500]
-        ticket.assigned_at, ticket.updated_at = (now if decision.assignee else None), now
-        if decision.escalated:
-            ticket.status, ticket.escalated, ticket.escalated_at = "escalated", True, now
-            ticket.escalation_reason = decision.escalation_reason
-    _record(planned, actor, settings, now)
-    logger.info("routed %s tickets (%s escalated)", len(planned), sum(d.escalated for _, d in planned))
     return planned
 
 
-def _assignment(decision: RoutingDecision, now) -> dict:  # noqa: ANN001 - a datetime
+def assignment(decision: RoutingDecision, now: dt.datetime) -> dict:
+    """The ticket fields a decision sets (status and reason too when it escalates)."""
     fields = {
         "assignee": decision.assignee.id if decision.assignee else None,
         "routing_reason": decision.reason[:500],
@@ -69,7 +50,17 @@ def _assignment(decision: RoutingDecision, now) -> dict:  # noqa: ANN001 - a dat
     return fields
 
 
-def _record(planned: list[tuple[Ticket, RoutingDecision]], actor: str, settings: Settings, now) -> None:  # noqa: ANN001
+def apply_in_memory(ticket: Ticket, decision: RoutingDecision, now: dt.datetime) -> None:
+    """Make the in-memory `ticket` what the database now holds (the notifications are written from it)."""
+    ticket.assignee, ticket.routing_reason = decision.assignee, decision.reason[:500]
+    ticket.assigned_at, ticket.updated_at = (now if decision.assignee else None), now
+    if decision.escalated:
+        ticket.status, ticket.escalated, ticket.escalated_at = "escalated", True, now
+        ticket.escalation_reason = decision.escalation_reason
+
+
+def record(planned: Planned, actor: str, settings: Settings, now: dt.datetime) -> None:
+    """Audit entries, the assignees' last assignment, and their notifications, for assignments written."""
     if not planned:
         return
     audit = [AuditEvent(actor=actor, at=now, **audit_fields(t, d)).to_mongo().to_dict() for t, d in planned]
