@@ -16,7 +16,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, OperationFailure
 
 from config import Settings
-from models import Ticket, TicketMessage, utcnow
+from models import Ticket, utcnow
 from models.tickets import TRIAGE_LEASE
 from triage import routing_batch
 from triage.injection import injection_signals
@@ -25,7 +25,7 @@ from triage.provider import ProviderUnavailable, Taxonomy, TriageInput, TriageRe
 from triage.queue import ownership, release_with_failure
 from triage.routing import escalate_ticket
 from triage.service import AnyProvider, LocalProvider, classify_batch, guard_result, result_changes
-from triage.textprep import MAX_BODY_CHARS, MAX_SUBJECT_CHARS, clean, strip_quotes
+from triage.textprep import ticket_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -36,32 +36,6 @@ class BatchOutcome:
     routed: int = 0  # of those, assigned or escalated now
     failed: int = 0  # attempts recorded as failed (retried later, or escalated)
     lost: int = 0  # claims taken over meanwhile: results discarded
-
-
-def ticket_inputs(tickets: list[Ticket]) -> list[TriageInput]:
-    """What the provider reads for each ticket: its subject and its first inbound message's new text.
-
-    One read for the whole batch on the (ticket, created_at) index (triage.textprep.ticket_input does one ticket).
-    """
-    first: dict[ObjectId, dict] = {}
-    rows = TicketMessage._get_collection().find(
-        {"ticket": {"$in": [t.id for t in tickets]}, "kind": "inbound"},
-        {"ticket": 1, "new_text": 1, "text": 1, "created_at": 1},
-    )
-    for row in sorted(rows, key=lambda r: r.get("created_at") or utcnow()):
-        first.setdefault(row["ticket"], row)
-    items = []
-    for ticket in tickets:
-        message = first.get(ticket.id) or {}
-        body = message.get("new_text") or strip_quotes(message.get("text") or "")
-        items.append(
-            TriageInput(
-                subject=clean(ticket.subject, MAX_SUBJECT_CHARS),
-                body=clean(body, MAX_BODY_CHARS),
-                language_hint=ticket.language or "",
-            )
-        )
-    return items
 
 
 def _baselines(
