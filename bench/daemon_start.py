@@ -16,6 +16,7 @@ import time
 
 import pymongo
 from api_support import rss_mb
+from burst import own_stack
 from ingest_stack import (
     MAIL_PORTS,
     ROOT,
@@ -44,7 +45,15 @@ def wait_triaged(database, message_ids: list[str], timeout: float = 120.0) -> fl
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (/proc/PID/stat, in clock ticks)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
+    own_stack(400, "start")  # its own ports and folders: another benchmark may be using ingest_stack's
+    print(f"load average before: {os.getloadavg()}", flush=True)
     settings = start_stack()
     began = time.perf_counter()
     seed_history(TICKETS)
@@ -61,13 +70,15 @@ def main() -> None:
             [sys.executable, "run_daemon.py", "--log-level", "WARNING"], cwd=ROOT, env=settings_env(settings)
         )
         waited = wait_triaged(database, [first["Message-ID"]])
+        cpu = cpu_seconds(daemon.pid)  # what the start costs whatever the machine's load: the daemon's own CPU time
         if waited is None:
             print("daemon start -> first new ticket triaged: not within 120 s")
         else:
             took = time.monotonic() - started
             print(f"daemon start -> first new ticket triaged: {took:.2f} s with {TICKETS} tickets of history "
                   f"(goal < 2 s: {'met' if took < 2 else 'NOT met'})", flush=True)  # fmt: skip
-        print(f"daemon RSS after start: {rss_mb(daemon.pid):.0f} MB", flush=True)
+        print(f"daemon CPU time (user + system) until then: {cpu:.2f} s", flush=True)
+        print(f"daemon RSS after start: {rss_mb(daemon.pid):.0f} MB; load average {os.getloadavg()}", flush=True)
         more = [synthetic_email(i) for i in range(1, MORE_EMAILS + 1)]
         with smtplib.SMTP("127.0.0.1", MAIL_PORTS["SMTP_IN_PORT"], timeout=10) as smtp:
             for message in more:

@@ -107,6 +107,8 @@ class Settings:
     triage_provider: str = "auto"
     triage_max_attempts: int = 5
     triage_review_threshold: float = 0.45
+    triage_batch_size: int = 100  # tickets claimed and triaged together
+    triage_offline_backlog: int = 200  # more waiting than this: the offline model instead of Gemini (0: never)
     poll_interval_seconds: int = 30
     imap_idle_seconds: float = 0.25  # leave IDLE this often to re-check the mailbox (beats Dovecot's 0.5 s push)
     mailbox_lease_seconds: int = 60
@@ -239,6 +241,8 @@ def _check_consistency(settings: Settings) -> None:
         raise SettingsError(f"MONGO_URI: expected a mongodb:// or mongodb+srv:// URI, got {settings.mongo_uri!r}")
     if settings.triage_provider == "gemini" and not settings.gemini_api_key:
         raise SettingsError("GEMINI_API_KEY: is required when TRIAGE_PROVIDER=gemini")
+    if settings.triage_batch_size < 1:
+        raise SettingsError(f"TRIAGE_BATCH_SIZE: must be at least 1, got {settings.triage_batch_size}")
     if settings.outbox_interval_seconds <= 0:
         raise SettingsError(f"OUTBOX_INTERVAL_SECONDS: must be above 0, got {settings.outbox_interval_seconds}")
     if "@" not in settings.support_address:

@@ -50,6 +50,15 @@ def _triage_call(name: str, settings: Settings) -> Callable[[], None]:
     return run
 
 
+def _warm_offline_model(settings: Settings) -> None:
+    try:
+        from triage.service import warm_up
+    except ImportError as exc:
+        logger.warning("offline model unavailable (%s)", exc)
+        return
+    warm_up(settings)
+
+
 def run_once(settings: Settings) -> dict[str, object]:
     """One full pass of every job (mailbox fetch, outbox send, triage, SLA); what each did."""
     summary: dict[str, object] = {}
@@ -102,6 +111,8 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BackgroundSche
 
 def run_daemon(settings: Settings, *, once: bool = False) -> int:
     """The daemon's one function: connect, then one pass (`once`) or the scheduler until SIGTERM/SIGINT."""
+    if not once:  # scikit-learn and the offline model load beside the mailbox's start, not in front of triage
+        threading.Thread(target=_warm_offline_model, args=[settings], name="warm-model", daemon=True).start()
     connect_db(settings.mongo_uri)
     ensure_all_indexes()
     if once:

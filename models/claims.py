@@ -74,6 +74,59 @@ def claim(
     return document._from_son(found) if found is not None else None
 
 
+def claim_batch(
+    document: type[D],
+    ready: Mapping[str, Any],
+    owner: str,
+    seconds: float,
+    limit: int,
+    *,
+    fields: LeaseFields = TOP_LEVEL,
+    set_fields: Mapping[str, Any] | None = None,
+    inc: Mapping[str, int] | None = None,
+    sort: Sequence[tuple[str, int]] | None = None,
+    now: dt.datetime | None = None,
+) -> list[D]:
+    """Up to `limit` free records matching `ready`, claimed by one `update_many` (the batch form of `claim`).
+
+    One indexed read picks the candidates; the update re-checks `ready` and freeness per document as it
+    writes it (atomic per document, as on MongoDB), so a racing batch never takes the same record; one read
+    by `_id` returns the records this call won. `owner` must not be held by another caller at the same time.
+    """
+    now = now or utcnow()
+    query = {**ready, **free_filter(fields, now)}
+    collection = document._get_collection()
+    update: dict[str, Any] = {
+        "$set": {fields.owner: owner, fields.until: now + dt.timedelta(seconds=seconds), **(set_fields or {})}
+    }
+    if inc:
+        update["$inc"] = dict(inc)
+    for _ in range(3):  # candidates all taken by a racing batch: look again
+        candidates = list(collection.find(query, sort=list(sort) if sort else None, limit=limit))
+        if not candidates:
+            return []
+        ids = [row["_id"] for row in candidates]
+        modified = collection.update_many({"_id": {"$in": ids}, **query}, update).modified_count
+        if modified == len(ids):  # all ours: the documents are the candidates with the update applied
+            return [document._from_son(_updated(row, update)) for row in candidates]
+        if modified:
+            won = collection.find({"_id": {"$in": ids}, fields.owner: owner}, sort=list(sort) if sort else None)
+            return [document._from_son(row) for row in won]
+    return []
+
+
+def _updated(row: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """`row` after `update`'s `$set` and `$inc` (dotted paths), as the database now holds it."""
+    for operator, changes in update.items():
+        for path, value in changes.items():
+            *parents, leaf = path.split(".")
+            target = row
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[leaf] = (target.get(leaf) or 0) + value if operator == "$inc" else value
+    return row
+
+
 def claim_many(
     document: type[D], ready: Mapping[str, Any], owner: str, seconds: float, limit: int, **kwargs: Any
 ) -> list[D]:

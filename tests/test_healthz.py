@@ -40,6 +40,8 @@ def test_healthy_empty_system(app) -> None:
         "last_poll_age_seconds": None,
         "last_poll_error": None,
         "triage_queue_depth": 0,
+        "triage_oldest_untriaged_seconds": None,
+        "triage_oldest_untriaged_number": None,
         "outbox_failed": 0,
         "outbox_queued": 0,
     }
@@ -117,6 +119,23 @@ def test_triage_queue_depth_counts_tickets_waiting_for_triage(app) -> None:
 
     request_retriage(done)
     assert health(app)["triage_queue_depth"] == 2
+
+
+def test_oldest_untriaged_ticket_age_shows_until_triage_reaches_it(app, settings) -> None:
+    """No ticket waits silently: the oldest ticket not yet triaged (pending or running) and its age."""
+    from triage.jobs import triage_job
+
+    now = utcnow()
+    make_ticket(created_at=now - dt.timedelta(days=3), triage=TriageState(state="done"))  # triaged long ago
+    oldest = make_ticket(created_at=now - dt.timedelta(minutes=7))
+    make_ticket(created_at=now - dt.timedelta(minutes=2))
+    body = health(app)
+    assert body["triage_oldest_untriaged_number"] == oldest.number
+    assert 420 <= body["triage_oldest_untriaged_seconds"] < 430
+
+    triage_job(settings)  # the daemon's next pass
+    body = health(app)
+    assert body["triage_oldest_untriaged_seconds"] is None and body["triage_oldest_untriaged_number"] is None
 
 
 @pytest.mark.usefixtures("mail")

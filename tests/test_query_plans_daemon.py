@@ -137,6 +137,21 @@ def _queries() -> list[tuple[str, type, dict, dict | None]]:
             None,
         ),
         ("highest number", Ticket, Ticket.objects(number__gt=0)._query, {"number": -1}),
+        ("triage batch claimed by _id", Ticket, {"_id": {"$in": [someone, ObjectId()]}, **triage_due(now)[0]}, None),
+        (
+            "first messages of a batch",
+            TicketMessage,
+            {"ticket": {"$in": [someone, ObjectId()]}, "kind": "inbound"},
+            None,
+        ),
+        ("triage waiting", Ticket, Ticket.objects(triage__state="pending")._query, None),
+        ("oldest untriaged", Ticket, {"triage.state": {"$in": ["pending", "running"]}}, {"number": 1}),
+        (
+            "open loads",
+            Ticket,
+            {"assignee": {"$in": [someone, ObjectId()]}, "status": {"$in": list(OPEN_STATUSES)}},
+            None,
+        ),
     ]
 
 
@@ -158,6 +173,11 @@ NAMES = [
     "ack by Message-ID",
     "re-ingest requests",
     "highest number",
+    "triage batch claimed by _id",
+    "first messages of a batch",
+    "triage waiting",
+    "oldest untriaged",
+    "open loads",
 ]
 
 
@@ -170,6 +190,18 @@ def test_daemon_query_uses_an_index(history: None, name: str) -> None:
     _, document, query, sort = next(q for q in _queries() if q[0] == name)
     plan = _plan(document, query, sort)
     assert uses_an_index(plan), f"{name}: {json.dumps(plan, default=str)[:800]}"
+
+
+def test_open_loads_aggregation_matches_on_an_index(history: None) -> None:
+    """Routing reads every moderator's open load with one aggregation (triage.routing.open_loads)."""
+    pipeline = [
+        {"$match": {"assignee": {"$in": [ObjectId(), ObjectId()]}, "status": {"$in": list(OPEN_STATUSES)}}},
+        {"$group": {"_id": "$assignee", "n": {"$sum": 1}}},
+    ]
+    command = {"aggregate": Ticket._get_collection_name(), "pipeline": pipeline, "cursor": {}}
+    plan = Ticket._get_db().command("explain", command)
+    planner = plan.get("queryPlanner") or plan.get("stages", [{}])[0].get("$cursor", {}).get("queryPlanner", plan)
+    assert uses_an_index(planner), json.dumps(plan, default=str)[:800]
 
 
 def test_a_query_on_an_undeclared_field_is_caught(history: None) -> None:

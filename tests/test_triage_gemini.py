@@ -171,3 +171,25 @@ def test_concurrency_is_bounded_and_used(gemini_settings, fake):
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda _: provider.triage(EMAIL, taxonomy), range(6)))
     assert fake.max_in_flight == 2
+
+
+def test_a_long_queue_is_triaged_offline_so_it_drains(gemini_settings, fake):
+    """More tickets waiting than TRIAGE_OFFLINE_BACKLOG: the offline model takes them, Gemini is not called."""
+    settings = gemini_settings(triage_provider="auto", triage_offline_backlog=3)
+    tickets = [make_ticket(f"Charged twice {i}", "My card was charged twice for March.") for i in range(5)]
+    jobs.triage_job(settings)
+    assert fake.hits("gemini-test") == 0
+    for ticket in tickets:
+        ticket.reload()
+        assert ticket.triage.state in ("done", "review") and ticket.triage.provider == "local"
+
+
+def test_a_short_queue_still_goes_to_gemini_within_its_concurrency(gemini_settings, fake):
+    fake.latency = 0.3
+    settings = gemini_settings(triage_provider="auto", triage_offline_backlog=10, gemini_concurrency=2)
+    tickets = [make_ticket(f"Charged twice {i}", "My card was charged twice for March.") for i in range(6)]
+    jobs.triage_job(settings)
+    assert fake.hits("gemini-test") == 6 and fake.max_in_flight == 2  # in parallel, never above the setting
+    for ticket in tickets:
+        ticket.reload()
+        assert ticket.triage.state == "done" and ticket.triage.provider == "gemini"

@@ -67,7 +67,7 @@ def test_ticket_whose_triage_keeps_failing_ends_escalated(db, settings, monkeypa
     def broken(self, item, taxonomy):
         raise ProviderError("model exploded")
 
-    monkeypatch.setattr(LocalProvider, "triage", broken)
+    monkeypatch.setattr(LocalProvider, "triage_many", broken)
     ticket = make_ticket("Anything", "Hello")
     clock = utcnow()
     for attempt in range(1, settings.triage_max_attempts + 1):
@@ -85,7 +85,7 @@ def test_ticket_whose_triage_keeps_failing_ends_escalated(db, settings, monkeypa
 
 
 def test_backoff_doubles_between_attempts(db, settings, monkeypatch):
-    monkeypatch.setattr(LocalProvider, "triage", lambda self, i, t: (_ for _ in ()).throw(ProviderError("x")))
+    monkeypatch.setattr(LocalProvider, "triage_many", lambda self, i, t: (_ for _ in ()).throw(ProviderError("x")))
     ticket = make_ticket("A", "B")
     delays = []
     for _ in range(3):

@@ -4,68 +4,57 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import time
 
 from config import Settings
-from models import Ticket
-from triage.injection import injection_signals
-from triage.injection_policy import unsteered_input
-from triage.provider import ProviderUnavailable, Taxonomy
-from triage.queue import claim_due, release_with_failure, worker_id
-from triage.routing import escalate_ticket, route_ticket
-from triage.service import LocalProvider, apply_result, build_provider, guard_result
+from triage.batch import BatchOutcome, triage_batch
+from triage.queue import claim_due, waiting_count, worker_id
+from triage.service import build_provider, offline_for_backlog
 from triage.taxonomy import load_taxonomy
-from triage.textprep import ticket_input
 
 logger = logging.getLogger(__name__)
-BATCH_SIZE = 20
-MAX_TICKETS_PER_PASS = 500
+PASS_SECONDS = 20.0  # a pass stops claiming after this long, so a shutdown never waits on a long burst
 
 
 def triage_job(settings: Settings) -> None:
-    """One pass: claim due tickets in batches until none are left (bounded), triage, route, notify."""
+    """One pass: claim due tickets a batch at a time until none are left (bounded in time), triage, route, notify.
+
+    A batch is one atomic claim, one read of the texts, one classification (the offline model vectorises the
+    batch once), one bulk write of the results, and one routing of the batch (triage/routing_batch.py).
+    """
     worker = worker_id()
-    threads = max(1, settings.gemini_concurrency)  # database round trips overlap even for the offline model
-    tickets = claim_due(worker, limit=max(BATCH_SIZE, threads))
-    if not tickets:  # the common idle pass: two indexed claims that found nothing
+    started = time.monotonic()
+    waiting = waiting_count()
+    tickets = claim_due(worker, limit=_batch_size(settings, waiting))
+    if not tickets:  # the common idle pass: a count and two indexed claims that found nothing
         return
     taxonomy = load_taxonomy()
     provider = build_provider(settings)
-    done = 0
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="triage") as pool:
-        while tickets:
-            list(pool.map(lambda t: process_ticket(t, worker, provider, taxonomy, settings), tickets))
-            done += len(tickets)
-            if done >= MAX_TICKETS_PER_PASS:
-                break
-            tickets = claim_due(worker, limit=max(BATCH_SIZE, threads))
-    logger.info("triage pass handled %s tickets", done)
+    total = BatchOutcome()
+    while tickets:
+        done = triage_batch(tickets, worker, provider, taxonomy, settings, waiting)
+        for name in ("written", "routed", "failed", "lost"):
+            setattr(total, name, getattr(total, name) + getattr(done, name))
+        if time.monotonic() - started >= PASS_SECONDS:
+            break
+        waiting = waiting_count()
+        tickets = claim_due(worker, limit=_batch_size(settings, waiting))
+    logger.info(
+        "triage pass: %s triaged, %s routed, %s failed, %s lost claims in %.1f s",
+        total.written,
+        total.routed,
+        total.failed,
+        total.lost,
+        time.monotonic() - started,
+    )
 
 
-def process_ticket(ticket: Ticket, worker: str, provider, taxonomy: Taxonomy, settings: Settings) -> None:
-    """Triage and route one claimed ticket; a failure is recorded on the ticket, never raised."""
-    retry_after = 0.0
-    try:
-        item = ticket_input(ticket)
-        result = provider.triage(item, taxonomy)
-        baseline = None
-        if result.injection_suspected or injection_signals(f"{item.subject}\n{item.body}"):
-            baseline = LocalProvider(settings).triage(unsteered_input(item), taxonomy)  # the non-LLM estimate
-        result, signals = guard_result(result, item, taxonomy, baseline)
-        if apply_result(ticket, result, signals, worker, settings) and ticket.assignee is None:
-            route_ticket(ticket, "system:triage", settings)
-        return
-    except ProviderUnavailable as error:
-        retry_after, message = error.retry_after, f"provider unavailable: {error}"
-    except Exception as error:  # noqa: BLE001 - contained per ticket, recorded on the ticket
-        logger.exception("ticket #%s: triage failed", ticket.number)
-        message = f"{type(error).__name__}: {error}"
-    try:
-        if release_with_failure(ticket, worker, message, settings.triage_max_attempts, retry_after):
-            reason = f"triage failed after {ticket.triage.attempts} attempts: {message}"
-            escalate_ticket(ticket, reason[:400], "system:triage", settings)
-    except Exception:  # noqa: BLE001 - the lease expiry brings the ticket back
-        logger.exception("ticket #%s: could not record the triage failure", ticket.number)
+def _batch_size(settings: Settings, waiting: int) -> int:
+    """A full batch for the offline model; for Gemini, enough to keep GEMINI_CONCURRENCY requests busy twice over."""
+    offline = settings.triage_provider == "local" or not settings.gemini_api_key
+    if offline or offline_for_backlog(settings, waiting):
+        return settings.triage_batch_size
+    return max(1, min(settings.triage_batch_size, 2 * settings.gemini_concurrency))
 
 
 def sla_job(settings: Settings, now: dt.datetime | None = None) -> None:

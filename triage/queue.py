@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 
 from models import Ticket, utcnow
-from models.claims import claim, finish, make_owner_id
+from models.claims import claim_batch, finish, make_owner_id
 from models.tickets import TRIAGE_LEASE
 
 logger = logging.getLogger(__name__)
@@ -44,29 +44,52 @@ def due_count(now: dt.datetime | None = None) -> int:
     return sum(Ticket.objects(__raw__=ready).count() for ready in due_filters(now))
 
 
+def waiting_count() -> int:
+    """Tickets waiting for a first result or a retry (pending, due or in back-off): a count on the state index."""
+    return Ticket.objects(triage__state="pending").count()
+
+
+def oldest_untriaged(now: dt.datetime | None = None) -> tuple[int, float] | None:
+    """(number, age in seconds) of the oldest ticket still pending or running triage; None when there is none.
+
+    Numbers grow with arrival, so the lowest pending/running number is the oldest: the (triage.state, number)
+    index. A ticket sent back for re-triage counts from its creation.
+    """
+    found = (
+        Ticket.objects(triage__state__in=["pending", "running"]).order_by("number").only("number", "created_at").first()
+    )
+    if found is None:
+        return None
+    age = ((now or utcnow()) - (found.created_at or utcnow())).total_seconds()
+    return found.number, round(max(age, 0.0), 1)
+
+
 def claim_due(
     worker: str, limit: int = 20, now: dt.datetime | None = None, lease_seconds: int = LEASE_SECONDS
 ) -> list[Ticket]:
-    """Claim up to `limit` due tickets for `worker`, longest waiting first; each by one atomic update."""
+    """Claim up to `limit` due tickets for `worker`, longest waiting first: one atomic batch claim per filter.
+
+    `worker` must be unique to the caller (worker_id()); the claims are conditional updates, so racing
+    workers never take the same ticket.
+    """
     now = now or utcnow()
     claimed: list[Ticket] = []
     for ready in due_filters(now):
+        if len(claimed) >= limit:
+            break
         sort = [("triage.next_attempt_at", 1)] if ready["triage.state"] == "pending" else None
-        while len(claimed) < limit:
-            ticket = claim(
-                Ticket,
-                ready,
-                worker,
-                lease_seconds,
-                fields=TRIAGE_LEASE,
-                set_fields={"triage.state": "running", "triage.started_at": now},
-                inc={"triage.attempts": 1},
-                sort=sort,
-                now=now,
-            )
-            if ticket is None:
-                break
-            claimed.append(ticket)
+        claimed += claim_batch(
+            Ticket,
+            ready,
+            worker,
+            lease_seconds,
+            limit - len(claimed),
+            fields=TRIAGE_LEASE,
+            set_fields={"triage.state": "running", "triage.started_at": now},
+            inc={"triage.attempts": 1},
+            sort=sort,
+            now=now,
+        )
     return claimed
 
 

@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Union
 
 from config import Settings
 from models import Ticket, utcnow
 from models.tickets import sla_due
 from triage.injection import injection_signals
 from triage.injection_policy import clipped_baseline, constrain_flagged
-from triage.local import ModelStore
 from triage.provider import ProviderError, ProviderUnavailable, Taxonomy, TriageInput, TriageResult
+
+if TYPE_CHECKING:
+    from triage.gemini import GeminiProvider
+    from triage.local import ModelStore, OfflineModel
 
 logger = logging.getLogger(__name__)
 _STORES: dict[str, ModelStore] = {}  # one loaded model per directory, shared by providers
+_STORES_LOCK = threading.Lock()
+
+
+def model_store(model_dir: str) -> ModelStore:
+    """The shared store of `model_dir`; scikit-learn is imported here, on first use, not when the daemon starts."""
+    with _STORES_LOCK:
+        if model_dir not in _STORES:
+            from triage.local import ModelStore
+
+            _STORES[model_dir] = ModelStore(model_dir)
+        return _STORES[model_dir]
+
+
+def warm_up(settings: Settings) -> None:
+    """Import scikit-learn and load the saved offline model (the daemon does this in a background thread)."""
+    started = time.perf_counter()
+    try:
+        loaded = model_store(settings.model_dir).load() is not None
+    except Exception:  # noqa: BLE001 - the first triage loads (or trains) it again and records any failure
+        logger.exception("loading the offline model failed")
+        return
+    logger.info("offline model %s in %.2f s", "loaded" if loaded else "absent", time.perf_counter() - started)
 
 
 class LocalProvider:
@@ -23,10 +51,11 @@ class LocalProvider:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = _STORES.setdefault(settings.model_dir, ModelStore(settings.model_dir))
+        self.store = model_store(settings.model_dir)
         self._lock = threading.Lock()
 
-    def triage(self, item: TriageInput, taxonomy: Taxonomy) -> TriageResult:
+    def model(self, taxonomy: Taxonomy) -> OfflineModel:
+        """The saved model for `taxonomy`, trained first when there is none or the lists changed."""
         model = self.store.load()
         if model is None or model.taxonomy != taxonomy:
             with self._lock:  # one thread (re)trains; the others wait and reuse it
@@ -35,7 +64,14 @@ class LocalProvider:
                     from triage.training import train_from_database
 
                     model = train_from_database(self.settings, taxonomy)
-        return model.predict([item])[0]
+        return model
+
+    def triage(self, item: TriageInput, taxonomy: Taxonomy) -> TriageResult:
+        return self.triage_many([item], taxonomy)[0]
+
+    def triage_many(self, items: list[TriageInput], taxonomy: Taxonomy) -> list[TriageResult]:
+        """A whole batch at once: the text is vectorised once for all items."""
+        return self.model(taxonomy).predict(items) if items else []
 
 
 class AutoProvider:
@@ -59,7 +95,10 @@ class AutoProvider:
         return self.fallback.triage(item, taxonomy)
 
 
-def build_provider(settings: Settings):
+AnyProvider = Union[LocalProvider, AutoProvider, "GeminiProvider"]
+
+
+def build_provider(settings: Settings) -> AnyProvider:
     """The provider TRIAGE_PROVIDER asks for (`auto` without a key is the offline model)."""
     local = LocalProvider(settings)
     if settings.triage_provider == "local" or not settings.gemini_api_key:
@@ -68,6 +107,44 @@ def build_provider(settings: Settings):
 
     gemini = GeminiProvider(settings)
     return gemini if settings.triage_provider == "gemini" else AutoProvider(gemini, local)
+
+
+def offline_for_backlog(settings: Settings, waiting: int) -> bool:
+    """More tickets wait than TRIAGE_OFFLINE_BACKLOG: the offline model takes them so the queue drains."""
+    return 0 < settings.triage_offline_backlog < waiting
+
+
+def classify_batch(
+    provider: AnyProvider,
+    items: list[TriageInput],
+    taxonomy: Taxonomy,
+    settings: Settings,
+    waiting: int = 0,
+) -> list[TriageResult | Exception]:
+    """A result, or the exception that stopped it, for each item.
+
+    The offline model takes the whole batch at once (vectorised once) when it is the provider, or when
+    `waiting` exceeds TRIAGE_OFFLINE_BACKLOG; otherwise one Gemini request per item, at most
+    GEMINI_CONCURRENCY in flight and GEMINI_REQUESTS_PER_MINUTE (the provider's semaphore and rate limiter).
+    """
+    if not items:
+        return []
+    local = provider if isinstance(provider, LocalProvider) else LocalProvider(settings)
+    if isinstance(provider, LocalProvider) or offline_for_backlog(settings, waiting):
+        try:
+            return list(local.triage_many(items, taxonomy))
+        except Exception as error:  # noqa: BLE001 - recorded on each ticket of the batch
+            logger.exception("offline triage of a batch of %s failed", len(items))
+            return [error] * len(items)
+
+    def one(item: TriageInput) -> TriageResult | Exception:
+        try:
+            return provider.triage(item, taxonomy)
+        except Exception as error:  # noqa: BLE001 - recorded on the ticket
+            return error
+
+    with ThreadPoolExecutor(max_workers=max(1, settings.gemini_concurrency), thread_name_prefix="gemini") as pool:
+        return list(pool.map(one, items))
 
 
 def guard_result(
@@ -83,10 +160,10 @@ def guard_result(
     return result, signals
 
 
-def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worker: str, settings: Settings) -> bool:
-    """Write the result (sparing fields a human set); False if the claim was lost meanwhile."""
-    from triage.queue import complete
-
+def result_changes(
+    ticket: Ticket, result: TriageResult, signals: list[str], settings: Settings, now: dt.datetime
+) -> dict[str, object]:
+    """The fields a result sets on `ticket` (sparing fields a human set), with the state: review or done."""
     human = set(ticket.triage.human_fields or [])
     low = sorted(
         f
@@ -100,9 +177,7 @@ def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worke
         )
     if low:
         reasons.append("low confidence: " + ", ".join(low))
-    now = utcnow()
     changes: dict[str, object] = {
-        "language": result.language or ticket.language,
         "summary": result.summary[:1000],
         "helpful_notes": result.helpful_notes[:4000],
         "updated_at": now,
@@ -116,6 +191,8 @@ def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worke
         "triage.completed_at": now,
         "triage.last_error": None,
     }
+    if result.language or ticket.language:  # never null: the text index reads `language` as its language override
+        changes["language"] = result.language or ticket.language
     if "category" not in human:
         changes["category"] = result.category or None
     if "priority" not in human:
@@ -123,7 +200,14 @@ def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worke
         changes["sla_due_at"] = sla_due(ticket.created_at or now, result.priority, settings.sla_hours)
     if "required_skills" not in human:
         changes["required_skills"] = result.required_skills
-    if not complete(ticket, worker, changes):  # conditional on still holding the claim
+    return changes
+
+
+def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worker: str, settings: Settings) -> bool:
+    """Write the result (sparing fields a human set); False if the claim was lost meanwhile."""
+    from triage.queue import complete
+
+    if not complete(ticket, worker, result_changes(ticket, result, signals, settings, utcnow())):
         logger.warning("ticket #%s: lost its triage claim; result discarded", ticket.number)
         return False
     ticket.reload()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+
+from bson import ObjectId
 
 from models import Ticket, TicketMessage
 from triage.provider import TriageInput
@@ -42,14 +45,27 @@ def guess_language(text: str) -> str:
 
 def ticket_input(ticket: Ticket) -> TriageInput:
     """The subject and the first inbound message's new text of `ticket`."""
-    message = (  # the (ticket, created_at) index
-        TicketMessage.objects(ticket=ticket.id, kind="inbound").order_by("created_at").only("new_text", "text").first()
+    return ticket_inputs([ticket])[0]
+
+
+def ticket_inputs(tickets: list[Ticket]) -> list[TriageInput]:
+    """`ticket_input` for many tickets with one read of their first messages (the (ticket, created_at) index)."""
+    first: dict[ObjectId, dict] = {}
+    rows = TicketMessage._get_collection().find(
+        {"ticket": {"$in": [t.id for t in tickets]}, "kind": "inbound"},
+        {"ticket": 1, "new_text": 1, "text": 1, "created_at": 1},
     )
-    body = ""
-    if message is not None:
-        body = message.new_text or strip_quotes(message.text or "")
-    return TriageInput(
-        subject=clean(ticket.subject, MAX_SUBJECT_CHARS),
-        body=clean(body, MAX_BODY_CHARS),
-        language_hint=ticket.language or "",
-    )
+    for row in sorted(rows, key=lambda r: r.get("created_at") or dt.datetime.max):
+        first.setdefault(row["ticket"], row)
+    items = []
+    for ticket in tickets:
+        message = first.get(ticket.id) or {}
+        body = message.get("new_text") or strip_quotes(message.get("text") or "")
+        items.append(
+            TriageInput(
+                subject=clean(ticket.subject, MAX_SUBJECT_CHARS),
+                body=clean(body, MAX_BODY_CHARS),
+                language_hint=ticket.language or "",
+            )
+        )
+    return items

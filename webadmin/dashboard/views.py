@@ -12,6 +12,7 @@ from flask import render_template
 from models import PRIORITIES, Ticket, utcnow
 from models.tickets import OPEN_STATUSES
 from models.users import staff_members
+from triage.queue import oldest_untriaged
 from webadmin.dashboard import bp
 from webadmin.dashboard.charts import bar_chart, column_chart
 from webadmin.security import staff_required
@@ -105,6 +106,7 @@ def dashboard_figures(now: dt.datetime | None = None) -> dict:
         "triage_p95": percentile(latencies, 0.95),
         "triage_count": len(latencies),
         "triage_pending": Ticket.objects(triage__state="pending").count(),
+        "triage_oldest": oldest_untriaged(now),  # (number, seconds) of the oldest untriaged ticket, or None
     }
 
 

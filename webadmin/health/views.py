@@ -1,4 +1,4 @@
-"""Database reachable, age of the last mailbox poll, triage queue depth, outbox failures."""
+"""Database reachable, age of the last mailbox poll, triage queue depth and its oldest ticket's age, outbox failures."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from flask import jsonify
 from werkzeug.wrappers import Response
 
 from models import MailboxCursor, OutboundEmail, Ticket, utcnow
+from triage.queue import oldest_untriaged
 from webadmin.health import bp
 
 logger = logging.getLogger(__name__)
@@ -34,12 +35,15 @@ def healthz() -> tuple[Response, int]:
     # the error of the mailbox touched last, including one that has never polled successfully
     latest = max(cursors, key=lambda c: c.updated_at or c.last_poll_at or dt.datetime.min, default=None)
     outbox = outbox_counts()
+    oldest = oldest_untriaged()  # no ticket waits silently: (number, age) of the oldest one not yet triaged
     body = {
         "status": "ok",
         "database": "ok",
         "last_poll_age_seconds": poll_age,
         "last_poll_error": (latest.last_error or None) if latest else None,
         "triage_queue_depth": Ticket.objects(triage__state="pending").count(),  # index triage.state, ...
+        "triage_oldest_untriaged_seconds": oldest[1] if oldest else None,
+        "triage_oldest_untriaged_number": oldest[0] if oldest else None,
         "outbox_failed": outbox.get("failed", 0),
         "outbox_queued": outbox.get("queued", 0),
     }
