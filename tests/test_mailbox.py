@@ -149,6 +149,23 @@ def test_reply_in_the_same_batch_as_its_original_threads(settings: Settings, mai
     assert len(mail.wait_for_sink(2)) == 2
 
 
+def test_reply_in_a_later_chunk_of_a_backlog_parsed_ahead_threads(
+    settings: Settings, mail: MailStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog of several chunks is parsed ahead in a worker process: order and threading must not change."""
+    from daemon import poller
+
+    monkeypatch.setattr(poller, "CHUNK_SIZE", 2)
+    original = raw_email(subject="Printer jam", sender="ann@example.test")
+    mail.deliver(original)
+    for name in ("bob", "cy", "dan"):
+        mail.deliver(raw_email(subject=f"Question from {name}", sender=f"{name}@example.test"))
+    mail.deliver(reply_to(original, body="It also smells of smoke.", sender="ann@example.test"))
+    assert poll_once(settings).outcomes == {"Created": 4, "Threaded": 1}
+    assert Ticket.objects.get(subject="Printer jam").message_count == 2 and Ticket.objects.count() == 4
+    assert len(mail.wait_for_sink(4)) == 4 and OutboundEmail.objects(state="sent").count() == 4
+
+
 def test_a_deleted_folder_is_recorded_as_the_poll_error_and_cleared_once_it_is_back(db: str, mail: MailStack) -> None:
     """Regression: a failed poll (here the folder is gone) left the cursor's error as it was."""
     mail.doveadm("mailbox", "create", "-u", "support@example.test", "Intake")
