@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0
 CHUNK_SIZE = 200  # messages ingested (bulk-written, flagged, acknowledged) together
 PARSE_AHEAD = 2  # chunks fetched and handed to the parser process ahead of the one being stored
+PARENT_CHECK_SECONDS = 1.0
 POLL_RECORD_SECONDS = 30.0  # how often an idle loop notes "last polled" on the cursor
 
 
@@ -131,8 +133,21 @@ def _parser(backlog: int) -> Iterator[ProcessPoolExecutor | None]:
         yield None
         return
     # spawn, not fork: this process runs threads (scheduler, pymongo monitors) whose locks a fork would copy
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
         yield pool
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a worker process: exit once `parent` is gone (a daemon killed with -9 must not leave its parser behind,
+    and the worker's own copy of its task pipe keeps it from ever reading end-of-file)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _send_acks(acks: list[OutboundEmail], settings: Settings) -> None:
