@@ -114,6 +114,7 @@ def main() -> None:
                 f"(goal p95 < 1000 ms: {'met' if p95 < 1.0 and not missing else 'NOT met'})"
             )
         report_triage_wait(set(sent))
+        print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     finally:
         stop.set()
         daemon.send_signal(signal.SIGTERM)

@@ -174,6 +174,7 @@ def run(target: str, count: int, kills: int, rng: random.Random) -> bool:
         print(f"[{target}] emails {count}, tickets {tickets}, duplicate tickets {duplicates}, lost emails {lost}")
         print(f"[{target}] acknowledgements {sum(acks.values())}: duplicates {extra}, emails without one {missing}")
         ok = duplicates == 0 and lost == 0 and extra == 0 and missing == 0 and tickets == count
+        print(f"[{target}] load average (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print(f"[{target}] result:", "PASS" if ok else "FAIL", flush=True)
         return ok
     finally:

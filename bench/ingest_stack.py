@@ -1,6 +1,7 @@
 """Servers and fixtures shared by the ingestion benchmarks: their own FerretDB and mail stack.
 
-They use their own ports and folders, so a dev stack or a test run is not disturbed.
+They use their own ports and folders, so a dev stack or a test run is not disturbed; BENCH_SLOT=N (0-9)
+shifts them so that several benchmarks can run on one machine at once.
 Run from the repository root: `.venv/bin/python bench/ingest_throughput.py`.
 """
 
@@ -20,10 +21,18 @@ sys.path.insert(0, str(ROOT))
 from config import Settings, load_settings, to_environ  # noqa: E402
 from models import connect_db, ensure_all_indexes  # noqa: E402
 
-DB_PORT = 27129
-MAIL_PORTS = {"IMAP_PORT": 21143, "IMAPS_PORT": 21993, "LMTP_PORT": 21024, "SMTP_IN_PORT": 21026, "SINK_PORT": 21025}
-MAIL_DIR = pathlib.Path("/tmp/helpdesk-bench-mail")
-DB_DIR = ROOT / ".cache" / "bench-db"
+SLOT = int(os.environ.get("BENCH_SLOT", "0"))
+DB_PORT = 27129 + SLOT
+_BASE_MAIL_PORTS = {
+    "IMAP_PORT": 21143,
+    "IMAPS_PORT": 21993,
+    "LMTP_PORT": 21024,
+    "SMTP_IN_PORT": 21026,
+    "SINK_PORT": 21025,
+}
+MAIL_PORTS = {name: port + 100 * SLOT for name, port in _BASE_MAIL_PORTS.items()}
+MAIL_DIR = pathlib.Path("/tmp/helpdesk-bench-mail" + (f"-{SLOT}" if SLOT else ""))
+DB_DIR = ROOT / ".cache" / ("bench-db" + (f"-{SLOT}" if SLOT else ""))
 SUPPORT = "support@example.test"
 
 

@@ -7,6 +7,8 @@ beside the raw imapclient fetch rate of the same mailbox. Goal: at least 300 ema
 from __future__ import annotations
 
 import logging
+import os
+import resource
 import sys
 import time
 
@@ -28,6 +30,12 @@ def raw_fetch_rate(settings, batch: int = 200) -> tuple[int, float]:  # noqa: AN
         return fetched, time.perf_counter() - started
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the parser process)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     logging.basicConfig(level=logging.WARNING)
@@ -45,15 +53,17 @@ def main() -> None:
             f" = {raw_rate:,.0f}/s"
         )
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds()
         result = poll_once(settings)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
         tickets = Ticket.objects.count()
         rate = tickets / seconds
         print(
             f"end to end: {result.processed} processed, {tickets} tickets, {len(sink_files())} acknowledgements "
             f"in {seconds:.1f} s = {rate:.1f} tickets/s"
         )
+        print(f"daemon-side CPU (this process and its parser process): {cpu * 1000 / max(1, tickets):.1f} ms per email")
+        print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         print(
             f"ratio end-to-end / raw fetch: {rate / raw_rate:.4f} (goal: >= 300 tickets/s: "
             f"{'met' if rate >= 300 else 'NOT met'})"

@@ -11,6 +11,7 @@ triage queue and `triage.state` ends in done/review; moderator notifications per
 from __future__ import annotations
 
 import collections
+import os
 import signal
 import subprocess
 import sys
@@ -92,6 +93,7 @@ def main() -> None:
             print("NOT FINISHED: triage was still running at the deadline (a time-out, not a duplicate)")
         once = set(attempts) == {1} and set(states) <= {"done", "review"} and renotified == 0
         ok = tickets == count and duplicates == 0 and lost == 0 and extra_acks == 0 and missing_acks == 0 and once
+        print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         print("result:", "PASS" if ok else "FAIL")
         sys.exit(0 if ok else 1)
     finally:

@@ -18,7 +18,7 @@ from daemon.outbox import SENDER_ID
 from daemon.parse import ParsedEmail
 from models import AckRateCounter, OutboundEmail, Ticket, utcnow
 from models.base import retry_on_conflict
-from models.links import create_status_token, status_url
+from models.links import create_status_token, create_status_tokens, status_url
 from models.outbox import build_email, make_message_id, queue_emails, record_outbound
 
 logger = logging.getLogger(__name__)
@@ -126,9 +126,13 @@ def rate_key(address: str, hour: dt.datetime) -> str:
     return f"{sender}:{hour:%Y%m%d%H}"
 
 
-def acknowledgement_text(ticket: Ticket, parsed: ParsedEmail, settings: Settings) -> tuple[str, str, list[str]]:
-    """Subject, body and References of the acknowledgement for a new ticket."""
-    link = status_url(settings.app_url, create_status_token(ticket.id, ticket.number, settings.status_link_days))
+def acknowledgement_text(
+    ticket: Ticket, parsed: ParsedEmail, settings: Settings, token: str | None = None
+) -> tuple[str, str, list[str]]:
+    """Subject, body and References of the acknowledgement for a new ticket (`token`: its status link's,
+    already stored; else one is created now)."""
+    token = token or create_status_token(ticket.id, ticket.number, settings.status_link_days)
+    link = status_url(settings.app_url, token)
     # The sender is unverified: echo no name and only a short, link-free excerpt of their subject.
     subject = f"[#{ticket.number}] {subject_excerpt(_strip_reply_prefix(parsed.subject)) or '(no subject)'}"
     text = (
@@ -142,9 +146,11 @@ def acknowledgement_text(ticket: Ticket, parsed: ParsedEmail, settings: Settings
     return subject, text, references
 
 
-def build_acknowledgement(ticket: Ticket, parsed: ParsedEmail, settings: Settings) -> OutboundEmail:
+def build_acknowledgement(
+    ticket: Ticket, parsed: ParsedEmail, settings: Settings, token: str | None = None
+) -> OutboundEmail:
     """The acknowledgement of a new ticket, unsaved, claimed by this process (which sends it at once)."""
-    subject, text, references = acknowledgement_text(ticket, parsed, settings)
+    subject, text, references = acknowledgement_text(ticket, parsed, settings, token)
     return build_email(
         kind="ack",
         to=[parsed.from_address],
@@ -209,7 +215,12 @@ def queue_acknowledgements(created: list[tuple[Ticket, ParsedEmail]], settings: 
     overall = claim_overall_ack_slots(len(within), settings) if within else 0
     for ticket, _ in within[overall:]:
         logger.warning("no acknowledgement for #%s: over %s per hour", ticket.number, settings.ack_limit_total_per_hour)
-    acks = [build_acknowledgement(ticket, parsed, settings) for ticket, parsed in within[:overall]]
+    granted = within[:overall]
+    tokens = create_status_tokens([(ticket.id, ticket.number) for ticket, _ in granted], settings.status_link_days)
+    acks = [
+        build_acknowledgement(ticket, parsed, settings, token)
+        for (ticket, parsed), token in zip(granted, tokens, strict=True)
+    ]
     return {ack.ticket_number: ack for ack in queue_emails(acks)}
 
 

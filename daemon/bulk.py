@@ -15,7 +15,7 @@ import logging
 from config import Settings
 from daemon import store
 from daemon.acknowledge import queue_acknowledgements, why_not_acknowledge
-from daemon.ingest import MAX_THREAD_LOOKUPS, ingest_parsed, ledger_entry, parse_or_quarantine
+from daemon.ingest import MAX_THREAD_LOOKUPS, ingest_parsed, ledger_entry, parse_or_reason, quarantine_unparseable
 from daemon.outcomes import Created, Outcome
 from daemon.parse import ParsedEmail
 from models import MessageLedger, Ticket
@@ -24,12 +24,26 @@ from models.mail import ledger_key
 logger = logging.getLogger(__name__)
 
 
-def ingest_batch(items: list[tuple[str, bytes]], settings: Settings) -> list[Outcome]:
-    """Ingest (source, raw) pairs; outcomes in the same order. Acknowledgements are left claimed, unsent."""
-    parsed: list[ParsedEmail | Outcome] = [parse_or_quarantine(raw, settings, source=source) for source, raw in items]
+def parse_all(items: list[tuple[str, bytes]]) -> list[ParsedEmail | str]:
+    """Each (source, raw) parsed, or why it cannot be, in order. Pure: the poller runs it in a worker process."""
+    return [parse_or_reason(raw, source) for source, raw in items]
+
+
+def ingest_batch(
+    items: list[tuple[str, bytes]], settings: Settings, parsed: list[ParsedEmail | str] | None = None
+) -> list[Outcome]:
+    """Ingest (source, raw) pairs (`parsed`: their `parse_all`, if done already); outcomes in the same order.
+
+    Acknowledgements are left claimed, unsent."""
+    if parsed is None:
+        parsed = parse_all(items)
+    outcomes: dict[int, Outcome] = {
+        i: quarantine_unparseable(raw, p, settings, source)
+        for i, ((source, raw), p) in enumerate(zip(items, parsed, strict=True))
+        if isinstance(p, str)
+    }
     emails = [(i, p) for i, p in enumerate(parsed) if isinstance(p, ParsedEmail)]
     fast = _plain_new(emails, settings)
-    outcomes: dict[int, Outcome] = {i: p for i, p in enumerate(parsed) if not isinstance(p, ParsedEmail)}
     if fast:
         created = _create_many([email for _, email in fast], settings)
         outcomes.update({i: o for (i, _), o in zip(fast, created, strict=True) if o is not None})

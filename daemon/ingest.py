@@ -99,17 +99,32 @@ def _ingest(
     return ingest_parsed(parsed, raw, settings, source=source, send_ack=send_ack, quarantine=quarantine)
 
 
+def parse_or_reason(raw: bytes, source: str = "") -> ParsedEmail | str:
+    """The parsed email, or why it cannot be parsed. Pure (no database), so it also runs in a worker process."""
+    try:
+        return parse_email(raw)
+    except UnparseableEmail as exc:
+        return str(exc)
+    except Exception as exc:  # the parser must never take the daemon down
+        logger.exception("parser failed on a message from %s", source)
+        return f"parser error: {type(exc).__name__}: {exc}"[:500]
+
+
 def parse_or_quarantine(
     raw: bytes, settings: Settings, *, source: str, quarantine: QuarantinedEmail | None = None
 ) -> ParsedEmail | Outcome:
     """The parsed email, or the outcome of quarantining bytes we cannot parse."""
-    try:
-        return parse_email(raw)
-    except UnparseableEmail as exc:
-        return _quarantine(raw, str(exc), settings, source, None, quarantine)
-    except Exception as exc:  # the parser must never take the daemon down
-        logger.exception("parser failed on a message from %s", source)
-        return _quarantine(raw, f"parser error: {type(exc).__name__}: {exc}"[:500], settings, source, None, quarantine)
+    parsed = parse_or_reason(raw, source)
+    return (
+        parsed if isinstance(parsed, ParsedEmail) else quarantine_unparseable(raw, parsed, settings, source, quarantine)
+    )
+
+
+def quarantine_unparseable(
+    raw: bytes, reason: str, settings: Settings, source: str, quarantine: QuarantinedEmail | None = None
+) -> Outcome:
+    """Keep bytes we cannot parse in quarantine with the reason (once per exact bytes)."""
+    return _quarantine(raw, reason, settings, source, None, quarantine)
 
 
 def ingest_parsed(

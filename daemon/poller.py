@@ -6,15 +6,20 @@ long-running IDLE loop with reconnect and backoff, stopped by a threading.Event 
 
 from __future__ import annotations
 
+import itertools
 import logging
+import multiprocessing
+import os
 import threading
 import time
-from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from config import Settings
-from daemon.bulk import ingest_batch
+from daemon.bulk import ingest_batch, parse_all
 from daemon.lease import Lease, make_holder_id
 from daemon.mailbox import Mailbox, connect, mailbox_name, record_poll_failure
 from daemon.outbox import deliver_claimed
@@ -24,6 +29,8 @@ from models import OutboundEmail
 logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0
 CHUNK_SIZE = 200  # messages ingested (bulk-written, flagged, acknowledged) together
+PARSE_AHEAD = 2  # chunks fetched and handed to the parser process ahead of the one being stored
+PARENT_CHECK_SECONDS = 1.0
 POLL_RECORD_SECONDS = 30.0  # how often an idle loop notes "last polled" on the cursor
 
 
@@ -73,36 +80,74 @@ def process_new(
 ) -> PassResult:
     """Ingest the folder's new messages in UID order, in chunks: plain new emails are written in bulk.
 
+    Three things overlap: a worker process parses the next chunks (a backlog of more than one chunk only),
+    this thread stores the current one, a sender thread sends the previous one's acknowledgements.
     On `stop` (SIGTERM) the chunk in hand is finished, flagged and acknowledged; the rest waits.
     """
     result = PassResult()
     uids = mailbox.new_uids()
     if max_messages is not None:
         uids = uids[:max_messages]
-    messages = mailbox.fetch(uids)
+    chunks = _chunks(mailbox, uids)
     # acknowledgements (already stored, claimed) go out on a sender thread while the next chunk is ingested
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ack-sender") as sender:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ack-sender") as sender, _parser(len(uids)) as parser:
         sending: Future | None = None
+        ahead: deque[tuple[list[tuple[str, bytes]], list[int], Future | None]] = deque()
         while not (stop is not None and stop.is_set()):
-            chunk = [item for _, item in zip(range(CHUNK_SIZE), messages, strict=False)]
-            if not chunk:
+            while len(ahead) < PARSE_AHEAD and (chunk := next(chunks, None)):
+                items = [(f"{mailbox.name}#{uid}", raw) for uid, raw in chunk]
+                ahead.append((items, [uid for uid, _ in chunk], parser.submit(parse_all, items) if parser else None))
+            if not ahead:
                 break
             if not lease.renew_if_due():
                 result.lease_held = False
                 break
-            outcomes = ingest_batch([(f"{mailbox.name}#{uid}", raw) for uid, raw in chunk], settings)
-            for (uid, _), outcome in zip(chunk, outcomes, strict=True):
+            items, chunk_uids, parsing = ahead.popleft()
+            outcomes = ingest_batch(items, settings, parsing.result() if parsing else None)
+            for uid, outcome in zip(chunk_uids, outcomes, strict=True):
                 _log(uid, outcome)
                 result.outcomes[type(outcome).__name__] += 1
-            result.processed += len(chunk)
+            result.processed += len(items)
             acks = [o.ack for o in outcomes if isinstance(o, Created) and o.ack is not None]
             if sending is not None:
                 sending.result()  # at most one chunk's acknowledgements in flight
             sending = sender.submit(_send_acks, acks, settings) if acks else None
-            mailbox.mark_done([uid for uid, _ in chunk])
+            mailbox.mark_done(chunk_uids)
         if sending is not None:
             sending.result()
     return result
+
+
+def _chunks(mailbox: Mailbox, uids: list[int]) -> Iterator[list[tuple[int, bytes]]]:
+    """The messages, fetched (in this thread: IMAP is not thread-safe) CHUNK_SIZE at a time."""
+    messages = mailbox.fetch(uids)
+    while chunk := list(itertools.islice(messages, CHUNK_SIZE)):
+        yield chunk
+
+
+@contextmanager
+def _parser(backlog: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A worker process that parses ahead, for a backlog of more than one chunk (parsing is CPU-bound, and in a
+    thread it would hold the GIL against the store and the sender); None (parse inline) for a trickle."""
+    if backlog <= CHUNK_SIZE:
+        yield None
+        return
+    # spawn, not fork: this process runs threads (scheduler, pymongo monitors) whose locks a fork would copy
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
+        yield pool
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a worker process: exit once `parent` is gone (a daemon killed with -9 must not leave its parser behind,
+    and the worker's own copy of its task pipe keeps it from ever reading end-of-file)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _send_acks(acks: list[OutboundEmail], settings: Settings) -> None:

@@ -33,18 +33,36 @@ def token_key(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
-def create_status_token(ticket_id: object, ticket_number: int, lifetime_days: int) -> str:
-    """A new link token for a ticket, valid `lifetime_days` unless revoked sooner."""
+def new_status_link(ticket_id: object, ticket_number: int, lifetime_days: int) -> tuple[str, StatusLink]:
+    """A fresh token and its unsaved link, valid `lifetime_days` unless revoked sooner."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     now = utcnow()
-    StatusLink(
+    link = StatusLink(
         key=token_key(token),
         ticket_id=ticket_id,
         ticket_number=ticket_number,
         created_at=now,
         expires_at=now + dt.timedelta(days=lifetime_days),
-    ).save(force_insert=True)
+    )
+    return token, link
+
+
+def create_status_token(ticket_id: object, ticket_number: int, lifetime_days: int) -> str:
+    """A new link token for a ticket, valid `lifetime_days` unless revoked sooner."""
+    token, link = new_status_link(ticket_id, ticket_number, lifetime_days)
+    link.save(force_insert=True)
     return token
+
+
+def create_status_tokens(tickets: list[tuple[object, int]], lifetime_days: int) -> list[str]:
+    """`create_status_token` for many (ticket id, number) pairs with one bulk insert; tokens in the same order."""
+    if not tickets:
+        return []
+    pairs = [new_status_link(ticket_id, number, lifetime_days) for ticket_id, number in tickets]
+    for _, link in pairs:
+        link.validate()
+    StatusLink._get_collection().insert_many([link.to_mongo().to_dict() for _, link in pairs], ordered=False)
+    return [token for token, _ in pairs]
 
 
 def status_url(app_url: str, token: str) -> str:

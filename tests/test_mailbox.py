@@ -18,6 +18,7 @@ from daemon.mailbox import INGESTED_KEYWORD, MAX_ERROR_LENGTH, Mailbox, connect,
 from daemon.outbox import send_due
 from daemon.poller import poll_once
 from models import MailboxCursor, MessageLedger, OutboundEmail, QuarantinedEmail, Ticket, utcnow
+from models.links import find_status_link
 from tests.conftest import make_settings
 from tests.daemon_support import raw_email, reply_to
 from tests.support import MailStack, make_email
@@ -147,6 +148,28 @@ def test_reply_in_the_same_batch_as_its_original_threads(settings: Settings, mai
     ticket = Ticket.objects.get(subject="Printer jam")
     assert ticket.message_count == 2 and Ticket.objects.count() == 2
     assert len(mail.wait_for_sink(2)) == 2
+
+
+def test_reply_in_a_later_chunk_of_a_backlog_parsed_ahead_threads(
+    settings: Settings, mail: MailStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog of several chunks is parsed ahead in a worker process: order and threading must not change."""
+    from daemon import poller
+
+    monkeypatch.setattr(poller, "CHUNK_SIZE", 2)
+    original = raw_email(subject="Printer jam", sender="ann@example.test")
+    mail.deliver(original)
+    for name in ("bob", "cy", "dan"):
+        mail.deliver(raw_email(subject=f"Question from {name}", sender=f"{name}@example.test"))
+    mail.deliver(reply_to(original, body="It also smells of smoke.", sender="ann@example.test"))
+    assert poll_once(settings).outcomes == {"Created": 4, "Threaded": 1}
+    assert Ticket.objects.get(subject="Printer jam").message_count == 2 and Ticket.objects.count() == 4
+    acks = mail.wait_for_sink(4)
+    assert len(acks) == 4 and OutboundEmail.objects(state="sent").count() == 4
+    for ack in acks:  # each status link (stored in one bulk insert per chunk) opens its own ticket
+        link = next(line for line in ack.get_content().splitlines() if "/status/" in line)
+        found, state = find_status_link(link.rsplit("/", 1)[1])
+        assert state == "ok" and str(ack["Subject"]).startswith(f"[#{found.ticket_number}] ")
 
 
 def test_a_deleted_folder_is_recorded_as_the_poll_error_and_cleared_once_it_is_back(db: str, mail: MailStack) -> None:
