@@ -54,7 +54,7 @@ def bar_chart(
     *,
     colors: dict[str, str] | None = None,
     keep_order: bool = False,
-    plot_width: int = 260,
+    width: int = 480,
     row: int = 24,
 ) -> Markup:
     """Horizontal bars with the whole label on the left and the value on the right; largest first unless
@@ -66,10 +66,11 @@ def bar_chart(
     top = max(v for _, v in points) or 1
     label_w = max(60, round(CHAR_WIDTH * max(len(label) for label, _ in points)) + 10)
     value_w = 48
+    plot_width = max(140, width - label_w - value_w)  # long labels widen the chart; the page scales it down
     width = label_w + plot_width + value_w
     height = row * len(points) + 4
     parts = [
-        f'<svg class="chart bars" viewBox="0 0 {width} {height}" style="max-width:{width}px" role="img" '
+        f'<svg class="chart bars" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg">'
     ]
     for i, (label, value) in enumerate(points):
