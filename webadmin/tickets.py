@@ -220,4 +220,12 @@ def thread_of(ticket: Ticket, *, public_only: bool) -> list[TicketMessage]:
     found = TicketMessage.objects(ticket=ticket.id)
     if public_only:
         found = found.filter(kind__in=("inbound", "outbound"), public=True)
-    return list(found.order_by("created_at", "id"))
+    messages = list(found.order_by("created_at", "id"))
+    ids = {_reference_id(m._data.get("author")) for m in messages} - {None}
+    if ids:  # the authors of staff replies and notes in one `$in`, not one query per message
+        people = {u.id: u for u in User.objects(id__in=list(ids)).only("email", "name", "role")}
+        for message in messages:
+            key = _reference_id(message._data.get("author"))
+            if key in people:
+                message._data["author"] = people[key]
+    return messages
