@@ -70,18 +70,21 @@ def main() -> None:
             ("GET /api/tickets/<n>", api,
              lambda: f"{url}/api/tickets/{rng.randint(seeded.first_number, seeded.last_number)}", admin_api),
             ("GET /queue (moderator)", moderator_pages, lambda: f"{url}/queue", {}),
-            ("GET /dashboard", admin_pages, lambda: f"{url}/dashboard", {}),
+            ("GET /dashboard (admin: the team)", admin_pages, lambda: f"{url}/dashboard", {}),
+            ("GET /dashboard (moderator: their own)", moderator_pages, lambda: f"{url}/dashboard", {}),
             ("GET /admin/tickets_admin/", admin_pages, lambda: f"{url}/admin/tickets_admin/", {}),
             (f"GET /admin/tickets_admin/?search={word}", admin_pages,
              lambda: f"{url}/admin/tickets_admin/?search={word}", {}),
         ]  # fmt: skip
         print(f"{TICKETS} tickets, {REQUESTS} requests per case, goal p95 < {GOAL_MS:.0f} ms", flush=True)
+        print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
         for name, session, target, headers in cases:
             timings = measure(session, target, headers)
             p95 = percentile(timings, 0.95)
             verdict = "ok" if p95 < GOAL_MS else "OVER GOAL"
             p50, top = percentile(timings, 0.5), max(timings)
             print(f"{name:52} p50 {p50:7.1f}  p95 {p95:7.1f}  max {top:7.1f} ms  [{verdict}]", flush=True)
+        print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
         rss = [rss_mb(pid) for pid in server.worker_pids()]
         print(f"web worker RSS at {TICKETS} tickets: {', '.join(f'{r:.0f}' for r in sorted(rss))} MB (goal < 150 MB)")
     finally:

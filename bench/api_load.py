@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import random
 import threading
 import time
@@ -78,6 +79,7 @@ def main() -> None:
         errors = sum(r[1] for r in results.values())
         timings = [t for r in results.values() for t in r[2]]
         print(f"gunicorn {WORKERS} workers, {CLIENTS} clients, {elapsed:.1f}s, {TICKETS} tickets")
+        print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         print(f"requests {ok + errors}  ok {ok}  errors {errors}  rps {(ok + errors) / elapsed:.1f}")
         print(
             f"latency p50 {percentile(timings, 0.5):.1f} ms  p95 {percentile(timings, 0.95):.1f} ms  "

@@ -28,11 +28,14 @@ DB_PORT = 27139
 DB_DIR = ROOT / ".cache" / "bench-api-db"
 TICKETS = int(os.environ.get("BENCH_TICKETS", "100000"))  # the goals are stated at 100,000; 1,000,000 reported
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
+REUSE_DB = os.environ.get("BENCH_REUSE_DB") == "1"  # keep the seeded database between runs (and reuse it)
 PASSWORD = "bench-password-123"
 ADMIN = "admin@example.test"
 
 
 def db_script(action: str) -> None:
+    if action == "purge" and REUSE_DB:
+        return
     env = {**os.environ, "DB_DIR": str(DB_DIR), "DB_PORT": str(DB_PORT)}
     subprocess.run(["bash", str(ROOT / "scripts" / "db.sh"), action], env=env, check=True, capture_output=True)
 
@@ -53,11 +56,16 @@ def bench_settings() -> Settings:
 
 def seed(settings: Settings, count: int = TICKETS) -> tuple[Seeded, str]:
     """A fresh database with `count` tickets, an admin and a moderator who can sign in.
-    Returns what was seeded and the moderator's email."""
+    Returns what was seeded and the moderator's email. With BENCH_REUSE_DB=1 a database left by an earlier
+    run with the same number of tickets is used as it is (and kept)."""
     db_script("purge")
     db_script("start")
     connect_db(settings.mongo_uri)
     ensure_all_indexes()
+    reused = reuse_seeded(count) if REUSE_DB else None
+    if reused is not None:
+        print(f"reusing the database seeded earlier with {count} tickets", flush=True)
+        return reused, reused.moderator_emails[0]
     began = time.perf_counter()
     seeded = seed_tickets(User._get_db(), count, defer_indexes=True, progress=count >= 100_000)
     print(f"seeded {count} tickets (with messages, acks, requesters) in {time.perf_counter() - began:.1f}s", flush=True)
@@ -68,6 +76,19 @@ def seed(settings: Settings, count: int = TICKETS) -> tuple[Seeded, str]:
     moderator.set_password(PASSWORD)
     moderator.save()
     return seeded, moderator.email
+
+
+def reuse_seeded(count: int) -> Seeded | None:
+    """What an earlier run seeded, when the database holds exactly `count` tickets and its sign-ins."""
+    from models import Ticket
+
+    if Ticket.objects.count() != count or User.objects(email=ADMIN).first() is None:
+        return None
+    numbers = Ticket.objects.order_by("number").scalar("number")
+    first, last = numbers.first(), Ticket.objects.order_by("-number").scalar("number").first()
+    moderators = User.objects(email__endswith="@staff.example.test", role="moderator").order_by("email")
+    emails = [m.email for m in moderators]
+    return Seeded(tickets=count, first_number=first, last_number=last, moderator_emails=emails)
 
 
 def free_port() -> int:

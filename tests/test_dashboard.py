@@ -1,5 +1,6 @@
 # ruff: noqa: F811 - pytest fixtures imported from tests.web_support
-"""The team dashboard (GET /dashboard): who may open it, and that every figure it draws is the data's.
+"""The dashboard (GET /dashboard): who may open it, and that every figure it draws is the data's: the
+team's for admins, a moderator's own tickets for moderators. Figures follow every ticket change at once.
 
 The charts are server-side SVG; each bar carries a `<title>label: value</title>`, which is what a user
 reads on hover and what these tests read back.
@@ -16,9 +17,9 @@ import pytest
 
 from models import Ticket, TriageState, User, utcnow
 from tests.web_support import app, bearer, cookie_login, make_ticket, make_user  # noqa: F401
-from webadmin.dashboard.views import percentile, triage_latencies
+from webadmin.dashboard.figures import percentile, triage_latencies
 
-SECTION = re.compile(r'<section class="card"><h2>(.*?)</h2>(.*?)</section>', re.S)
+SECTION = re.compile(r'<section class="card[^"]*"><h2>(.*?)</h2>(.*?)</section>', re.S)
 BAR_TITLE = re.compile(r"<title>(.*?)</title>")
 KPI = re.compile(r'<div class="kpi([^"]*)"><span>(.*?)</span>(.*?)</div>', re.S)
 
@@ -75,14 +76,14 @@ def test_dashboard_is_for_staff_only(app) -> None:
 
     cookie_client = app.test_client()
     cookie_login(cookie_client, "ana@example.test")
-    assert "Open by category" in dashboard_page(cookie_client)
+    assert "My open tickets by category" in dashboard_page(cookie_client)
     assert "Open by category" in dashboard_page(app.test_client(), bearer(app, admin))
 
 
 def test_dashboard_figures_match_the_tickets(app) -> None:
     ana = make_user("ana@example.test", skills=("vpn",))
     bo = make_user("bo@example.test", skills=("billing",))
-    make_user("boss@example.test", role="admin")
+    boss = make_user("boss@example.test", role="admin")
     now = utcnow()
     hour = dt.timedelta(hours=1)
     day = dt.timedelta(days=1)
@@ -105,10 +106,11 @@ def test_dashboard_figures_match_the_tickets(app) -> None:
             assignee=assignee,
             sla_due_at=due,
             created_at=created,
+            escalated=status == "escalated",
             triage=TriageState(state="pending") if latency is None else done_triage(created, latency),
         )
 
-    page = dashboard_page(app.test_client(), bearer(app, ana))
+    page = dashboard_page(app.test_client(), bearer(app, boss))
     rendered_at = utcnow()
     charts = charts_of(page)
     kpis = kpis_of(page)
@@ -127,6 +129,7 @@ def test_dashboard_figures_match_the_tickets(app) -> None:
 
     assert kpis["open tickets"] == ("5", False)
     assert kpis["past SLA"] == ("3", True)
+    assert kpis["escalated"] == ("1", True)
     assert kpis["waiting for triage"] == ("1", False)
     # latencies in the last 7 days: 4, 10, 20, 30, 600 seconds
     assert kpis["triage latency p50"] == ("20.0s", False)
@@ -134,11 +137,12 @@ def test_dashboard_figures_match_the_tickets(app) -> None:
 
 
 def test_empty_dashboard_shows_zeroes_and_no_latency(app) -> None:
-    moderator = make_user("ana@example.test")
-    page = dashboard_page(app.test_client(), bearer(app, moderator))
+    admin = make_user("boss@example.test", role="admin")
+    page = dashboard_page(app.test_client(), bearer(app, admin))
     kpis = kpis_of(page)
     assert kpis["open tickets"] == ("0", False)
     assert kpis["past SLA"] == ("0", False)
+    assert kpis["escalated"] == ("0", False)
     assert kpis["waiting for triage"] == ("0", False)
     assert kpis["triage latency p50"] == ("—", False)
     assert kpis["triage latency p95 (0 in 7 days)"] == ("—", False)
@@ -162,26 +166,25 @@ def test_resolving_a_late_ticket_takes_it_off_the_open_figures(app) -> None:
     csrf = cookie_login(client, "ana@example.test")
 
     before = dashboard_page(client)
-    assert kpis_of(before)["open tickets"] == ("1", False)
-    assert kpis_of(before)["past SLA"] == ("1", True)
-    assert charts_of(before)["Open load per moderator"] == {"ana@example.test": 1, "unassigned": 0}
-    assert charts_of(before)["Open past SLA, by priority"]["high"] == 1
+    assert kpis_of(before)["my open tickets"] == ("1", False)
+    assert kpis_of(before)["mine past SLA"] == ("1", True)
+    assert charts_of(before)["My open tickets by category"] == {"network": 1}
+    assert charts_of(before)["Mine past SLA, by priority"]["high"] == 1
 
     response = client.post(f"/tickets/{ticket.number}/status", data={"status": "resolved", "csrf_token": csrf})
     assert response.status_code == 302
 
     after = dashboard_page(client)
-    assert kpis_of(after)["open tickets"] == ("0", False)
-    assert kpis_of(after)["past SLA"] == ("0", False)
-    assert charts_of(after)["Open load per moderator"] == {"unassigned": 0}
-    assert charts_of(after)["Open by category"] == {}
-    assert charts_of(after)["Open past SLA, by priority"]["high"] == 0
+    assert kpis_of(after)["my open tickets"] == ("0", False)
+    assert kpis_of(after)["mine past SLA"] == ("0", False)
+    assert charts_of(after)["My open tickets by category"] == {}
+    assert charts_of(after)["Mine past SLA, by priority"]["high"] == 0
     # it still counts as created on its day
-    assert charts_of(after)["New tickets per day"][day_label(ticket.created_at)] == 1
+    assert charts_of(after)["My new tickets per day"][day_label(ticket.created_at)] == 1
 
 
 def test_tickets_of_someone_no_longer_staff_show_as_former_staff(app) -> None:
-    moderator = make_user("ana@example.test")
+    moderator = make_user("ana@example.test", role="admin")
     leaver = make_user("leaver@example.test")
     make_ticket(assignee=leaver)
     make_ticket(assignee=leaver)
@@ -192,7 +195,7 @@ def test_tickets_of_someone_no_longer_staff_show_as_former_staff(app) -> None:
 
 
 def test_chart_labels_are_escaped(app) -> None:
-    moderator = make_user("ana@example.test")
+    moderator = make_user("ana@example.test", role="admin")
     hostile = '<img src=x onerror="alert(1)">'
     make_ticket(category=hostile)
     page = dashboard_page(app.test_client(), bearer(app, moderator))
@@ -202,7 +205,7 @@ def test_chart_labels_are_escaped(app) -> None:
 
 
 def test_triage_latency_ignores_tickets_triaged_over_a_week_ago(app) -> None:
-    moderator = make_user("ana@example.test")
+    moderator = make_user("ana@example.test", role="admin")
     now = utcnow()
     recent = now - dt.timedelta(hours=2)
     old = now - dt.timedelta(days=8)
@@ -259,7 +262,7 @@ def test_triage_latency_counts_only_successful_first_triages(app) -> None:
 
 def test_triage_latency_ignores_re_triaged_and_failed_tickets(app) -> None:
     """Regression: a re-triaged old ticket counted its whole age, and failed triages counted too."""
-    moderator = make_user("ana@example.test")
+    moderator = make_user("ana@example.test", role="admin")
     now = utcnow()
     recent = now - dt.timedelta(minutes=30)
     make_ticket(created_at=recent, triage=done_triage(recent, 12))
@@ -272,3 +275,42 @@ def test_triage_latency_ignores_re_triaged_and_failed_tickets(app) -> None:
     kpis = kpis_of(dashboard_page(app.test_client(), bearer(app, moderator)))
     assert kpis["triage latency p50"] == ("12.0s", False)
     assert kpis["triage latency p95 (2 in 7 days)"] == ("30.0s", False)
+
+
+def test_moderators_see_their_own_figures_and_admins_the_team(app) -> None:
+    ana = make_user("ana@example.test", skills=("vpn",))
+    bo = make_user("bo@example.test", skills=("billing",))
+    boss = make_user("boss@example.test", role="admin")
+    late = utcnow() - dt.timedelta(hours=1)
+    make_ticket(assignee=ana, priority="urgent", category="network", sla_due_at=late)
+    make_ticket(assignee=ana, priority="low", category="network", status="escalated", escalated=True)
+    make_ticket(assignee=bo, priority="high", category="billing", sla_due_at=late)
+    make_ticket(priority="medium", category="billing")
+
+    mine = dashboard_page(app.test_client(), bearer(app, ana))
+    assert kpis_of(mine)["my open tickets"] == ("2", False)
+    assert kpis_of(mine)["mine past SLA"] == ("1", True)
+    assert kpis_of(mine)["mine escalated"] == ("1", True)
+    assert charts_of(mine)["My open tickets by priority"] == {"low": 1, "medium": 0, "high": 0, "urgent": 1}
+    assert charts_of(mine)["My open tickets by category"] == {"network": 2}
+    assert "Open load per moderator" not in charts_of(mine)
+    assert "bo@example.test" not in mine and "billing" not in mine
+
+    team = dashboard_page(app.test_client(), bearer(app, boss))
+    assert kpis_of(team)["open tickets"] == ("4", False)
+    assert kpis_of(team)["past SLA"] == ("2", True)
+    assert kpis_of(team)["escalated"] == ("1", True)
+    assert charts_of(team)["Open load per moderator"] == {"ana@example.test": 2, "bo@example.test": 1, "unassigned": 1}
+
+
+def test_urgent_is_drawn_red_and_every_day_has_its_date(app) -> None:
+    boss = make_user("boss@example.test", role="admin")
+    long_name = make_user("a.very.long.moderator.address@staff.example.test")
+    make_ticket(assignee=long_name, priority="urgent")
+    page = dashboard_page(app.test_client(), bearer(app, boss))
+    bars = dict(re.findall(r'fill="(#[0-9a-f]{6})" rx="2"><title>(urgent|low): \d+</title>', page)[::-1])
+    assert {label: colour for colour, label in bars.items()} == {"urgent": "#c2414b", "low": "#8a94a6"}
+    per_day = SECTION.findall(page)[0][1]
+    days = re.findall(r'<text class="day"[^>]*>(\d\d)</text>', per_day)
+    assert len(days) == 14 and days[-1] == f"{utcnow().day:02d}"
+    assert "a.very.long.moderator.address@staff.example.test</text>" in page  # drawn whole, never cut

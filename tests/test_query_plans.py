@@ -247,7 +247,10 @@ def drive_the_app(settings: Settings, mail: MailStack, recorder: QueryRecorder) 
             "/api/tickets?scope=mine",
             "/api/tickets?scope=unassigned",
             f"/api/tickets?q={some_subject_word}",
+            f"/api/tickets?q={some_subject_word}&page=2&count=false",
             "/api/tickets?page=3",
+            "/api/tickets?status=active&scope=mine&count=false",
+            "/api/tickets?requester_email=x&q=customer1.1@seed.example",
         ):
             assert api.get(url, headers=headers).status_code == 200, url
     admin_headers = bearer(app, admin)
@@ -258,7 +261,7 @@ def drive_the_app(settings: Settings, mail: MailStack, recorder: QueryRecorder) 
     pages = app.test_client()
     cookie_login(pages, moderator.email)
     mine = Ticket.objects(assignee=moderator.id).only("number").first().number
-    for url in ("/queue", f"/tickets/{mine}"):
+    for url in ("/queue", f"/tickets/{mine}", "/dashboard", "/dashboard"):  # the second: the snapshot's check
         assert pages.get(url).status_code == 200, url
     panel = app.test_client()
     cookie_login(panel, admin.email)
@@ -267,6 +270,8 @@ def drive_the_app(settings: Settings, mail: MailStack, recorder: QueryRecorder) 
         "/queue",
         "/admin/tickets_admin/",
         f"/admin/tickets_admin/?search={some_subject_word}",
+        f"/admin/tickets_admin/?search={some_subject_word}&page=1",
+        "/admin/tickets_admin/?page=2",
         "/admin/escalations/",
         "/admin/triage_review/",
         "/admin/users/",

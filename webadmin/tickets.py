@@ -18,6 +18,7 @@ from models.users import normalise_email
 from webadmin.windows import first_window, newest_first
 
 MAX_PER_PAGE = 100
+COUNT_CAP = 1000  # a filtered list counts its rows up to this many ("1000+"); an exact count reads every row
 MAX_TICKET_NUMBER = 2**53  # larger numbers cannot exist; BSON integers overflow at 2**63
 NEWEST_FIRST = ("-number",)  # numbers are allocated in arrival order; unique index on `number`
 _NUMBER = re.compile(r"^#?\s*(\d{1,16})$")
@@ -30,6 +31,11 @@ INDEXES_NEEDED = (
     ("requester_email", "-number"),  # a requester's own tickets; search by address
     ("$subject", "$summary"),  # the text index behind `q`
 )
+
+
+# A window's index, most selective first: DocumentDB's planner tends to AND a second single-field index
+# (e.g. `priority`) into a bitmap that reads every row of that value; the compound index reads the window only.
+WINDOW_INDEXES = ("requester_email", "assignee", "status", "required_skills")
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,15 @@ class Page:
     items: list[Ticket]
     page: int
     per_page: int
-    total: int
+    total: int | None  # None when not counted; exact when `total_exact`, else a lower bound (COUNT_CAP)
+    total_exact: bool = True
+    has_next: bool = False
 
     @property
     def pages(self) -> int:
+        """Pages known to exist: all of them when the total is exact, else at least one past this one."""
+        if self.total is None or not self.total_exact:
+            return self.page + 1 if self.has_next else self.page
         return max(1, -(-self.total // self.per_page))
 
 
@@ -118,7 +129,7 @@ def ticket_query(user: User, filters: TicketFilters) -> dict[str, Any]:
     if filters.search.strip():
         clauses.append(search_query(filters.search))
     seen = visibility(user)
-    if seen:
+    if seen and not (filters.scope == "mine" and user.is_staff):  # staff see every ticket assigned to them
         clauses.append(seen)
     query: dict[str, Any] = {}
     for clause in clauses:  # flatten into one document ($or and $text at the top level, as MongoDB requires)
@@ -130,20 +141,77 @@ def ticket_query(user: User, filters: TicketFilters) -> dict[str, Any]:
     return query
 
 
-def list_tickets(user: User, filters: TicketFilters, page: int = 1, per_page: int = 25) -> Page:
-    """The tickets `user` may see that match `filters`, newest first, one page of them."""
+def list_tickets(
+    user: User,
+    filters: TicketFilters,
+    page: int = 1,
+    per_page: int = 25,
+    *,
+    count: bool = True,
+    fields: tuple[str, ...] = (),
+) -> Page:
+    """The tickets `user` may see that match `filters`, newest first, one page of them.
+
+    One row past the page tells whether another page exists. `count`: also count the matches, up to
+    COUNT_CAP (free when the page is the last one, or from the ticket counter when nothing is filtered)."""
     per_page = max(1, min(per_page, MAX_PER_PAGE))
     page = max(1, page)
     query = ticket_query(user, filters)
     found = Ticket.objects(__raw__=query)
-    total = found.count() if query else Ticket._get_collection().estimated_document_count()
+    if fields:
+        found = found.only(*fields)
     skip = (page - 1) * per_page
-    if "number" in query or "$text" in query:  # one ticket, or a text search: the index picks the rows
-        items = list(found.order_by(*NEWEST_FIRST).skip(skip).limit(per_page).select_related(1))
+    if "number" in query:  # one ticket at most
+        rows = list(found.limit(per_page + 1))
+    elif "$text" in query:  # the text index picks the rows (a number window would not narrow its scan)
+        rows = list(found.order_by(*NEWEST_FIRST).skip(skip).limit(per_page + 1))
     else:
         newest, width = highest_ticket_number(), first_window(skip, per_page)
-        items = newest_first(found, "number", newest, skip, per_page, width, oldest=0, related=True)
-    return Page(items=items, page=page, per_page=per_page, total=total)
+        rows = newest_first(found.hint(window_hint(query)), "number", newest, skip, per_page + 1, width, oldest=0)
+    items, has_next = rows[:per_page], len(rows) > per_page
+    with_assignees(items)
+    total: int | None = skip + len(items)
+    exact = bool(items) or page == 1
+    if has_next or not exact:
+        total, exact = count_tickets(query) if count else (None, False)
+    return Page(items=items, page=page, per_page=per_page, total=total, total_exact=exact, has_next=has_next)
+
+
+def window_hint(query: dict[str, Any]) -> list[tuple[str, int]]:
+    """The index that reads a newest-first window of `query`: `(field, -number)` for its most selective
+    equality (or `$in`) on an indexed field, else the unique `number` index."""
+    for field in WINDOW_INDEXES:
+        value = query.get(field, ...)
+        if value is not ... and (not isinstance(value, dict) or set(value) == {"$in"}):
+            return [(field, 1), ("number", -1)]
+    return [("number", 1)]
+
+
+def count_tickets(query: dict[str, Any], cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """(count, exact?) of the tickets matching `query`: from the ticket counter when unfiltered (numbers are
+    handed out once and tickets are never deleted), else counted up to `cap` rows."""
+    if not query:
+        return highest_ticket_number(), True
+    counted = Ticket._get_collection().count_documents(query, limit=cap)
+    return counted, counted < cap
+
+
+def with_assignees(tickets: list[Ticket]) -> list[Ticket]:
+    """Load the tickets' assignees in one `$in` (only what a list shows), instead of one query per row or
+    mongoengine's select_related, which also loads every requester."""
+    ids = {_reference_id(t._data.get("assignee")) for t in tickets} - {None}
+    if not ids:
+        return tickets
+    people = {u.id: u for u in User.objects(id__in=list(ids)).only("email", "name", "role", "active")}
+    for ticket in tickets:
+        key = _reference_id(ticket._data.get("assignee"))
+        if key in people:
+            ticket._data["assignee"] = people[key]
+    return tickets
+
+
+def _reference_id(value: Any) -> Any:
+    return getattr(value, "id", value)
 
 
 def thread_of(ticket: Ticket, *, public_only: bool) -> list[TicketMessage]:
@@ -152,4 +220,12 @@ def thread_of(ticket: Ticket, *, public_only: bool) -> list[TicketMessage]:
     found = TicketMessage.objects(ticket=ticket.id)
     if public_only:
         found = found.filter(kind__in=("inbound", "outbound"), public=True)
-    return list(found.order_by("created_at", "id"))
+    messages = list(found.order_by("created_at", "id"))
+    ids = {_reference_id(m._data.get("author")) for m in messages} - {None}
+    if ids:  # the authors of staff replies and notes in one `$in`, not one query per message
+        people = {u.id: u for u in User.objects(id__in=list(ids)).only("email", "name", "role")}
+        for message in messages:
+            key = _reference_id(message._data.get("author"))
+            if key in people:
+                message._data["author"] = people[key]
+    return messages

@@ -10,6 +10,7 @@ from the index directly; the results are the same either way.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from mongoengine.queryset import QuerySet
@@ -31,7 +32,8 @@ def newest_first(
     """Documents `skip`..`skip + limit` of `queryset` by `field` descending, read window by window.
 
     `newest`: the largest value `field` can have; `width`: the first window's width (a number, or a timedelta
-    for dates), grown by WIDEN until the page is full or the window's lower end passes `oldest`.
+    for dates), grown until the page is full or the window's lower end passes `oldest`: to the width the
+    matches seen so far say is needed (with a margin), or by WIDEN when the window held none.
     `related`: load the page's references (e.g. assignees) in one query each.
     """
     while True:
@@ -40,7 +42,15 @@ def newest_first(
         page = list(window.select_related(1) if related else window)
         if len(page) >= limit or lower < oldest:
             return page
-        width = width * WIDEN
+        width = width * next_factor(skip + len(page) if page else 0, skip + limit)
+
+
+def next_factor(matched: int, wanted: int) -> int:
+    """How much wider the next window should be: enough for `wanted` rows at the density of the `matched` ones
+    the last window held (1.5 times, as matches are not spread evenly), at least 2 and at most 64 times."""
+    if not matched:
+        return WIDEN
+    return max(2, min(64, math.ceil(1.5 * wanted / matched)))
 
 
 def first_window(skip: int, limit: int) -> int:

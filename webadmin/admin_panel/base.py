@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import abort, current_app, g
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.mongoengine import ModelView
+from flask_admin.contrib.mongoengine.typefmt import DEFAULT_FORMATTERS
 from flask_jwt_extended import current_user, verify_jwt_in_request
+from wtforms import SelectMultipleField
 from wtforms.validators import ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from config import Settings
+from webadmin.tickets import with_assignees
 from webadmin.windows import newest_first
+
+
+def human_time(view: Any, value: dt.datetime, name: str) -> str:
+    """A stored UTC moment as people read it: minutes, no seconds or microseconds."""
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+FORMATTERS = {**DEFAULT_FORMATTERS, dt.datetime: human_time}
 
 
 def admin_is_signed_in() -> bool:
@@ -45,6 +58,12 @@ class SecureModelView(AdminOnlyMixin, ModelView):
     page_size = 50
     can_set_page_size = True
     can_delete = False
+    column_type_formatters = FORMATTERS
+    column_type_formatters_detail = FORMATTERS
+    search_hint = "Search"  # the search box's placeholder (Flask-Admin's mongoengine view shows "None")
+
+    def search_placeholder(self) -> str:
+        return self.search_hint
 
     @property
     def settings(self) -> Settings:
@@ -55,8 +74,32 @@ class SecureModelView(AdminOnlyMixin, ModelView):
         return super().get_list(min(page or 0, MAX_LIST_PAGE), *args, **kwargs)
 
 
-def parse_csv(raw: str | None) -> list[str]:
-    return [part.strip().lower() for part in (raw or "").split(",") if part.strip()]
+class CheckboxList(ListWidget):
+    """A list of checkboxes with its own class (Flask-Admin would give it `form-control`, a text box's look)."""
+
+    def __call__(self, field: Any, **kwargs: Any) -> Any:
+        kwargs["class"] = "skill-checks"
+        return super().__call__(field, **kwargs)
+
+
+class SkillCheckboxes(SelectMultipleField):
+    """Skills as a row of checkboxes, as on the panel's "My skills" page; choices are set per form."""
+
+    widget = CheckboxList(html_tag="ul", prefix_label=False)
+    option_widget = CheckboxInput()
+
+    def __init__(self, label: str, **kwargs: Any) -> None:
+        super().__init__(label, choices=[], validate_choice=False, **kwargs)
+
+
+def skill_choices(*extra: list[str]) -> list[tuple[str, str]]:
+    """Every defined skill, plus any the record already has (so saving never drops one silently)."""
+    from models import Skill
+
+    names = set(Skill.objects.distinct("name"))
+    for values in extra:
+        names.update(values)
+    return [(name, name) for name in sorted(names)]
 
 
 def require_reason(reason: str | None, what: str) -> str:
@@ -72,6 +115,9 @@ class NewestFirstWindowMixin:
 
     window_field = "number"
     window_related = False  # load each page's references in one query per reference field
+    window_assignees = False  # load only the page's assignees, in one `$in` (instead of window_related)
+    list_only_columns = False  # load only the listed columns' fields (and `list_extra_fields`) for a page
+    list_extra_fields: tuple[str, ...] = ()  # fields the column formatters read beyond the columns
 
     def window_bounds(self, skip: int, limit: int) -> tuple[Any, Any, Any]:
         """(newest value, first window width, oldest value) of `window_field`."""
@@ -92,11 +138,16 @@ class NewestFirstWindowMixin:
         )
         if not execute:
             return count, query
+        if self.list_only_columns:
+            known = self.model._fields  # type: ignore[attr-defined]
+            columns = [c for c in self.column_list if c in known]  # type: ignore[attr-defined]
+            query = query.only(*columns, *self.list_extra_fields)
         if search or query._ordering != [(self.window_field, -1)] or not query._limit:
-            return count, (query.select_related(1) if self.window_related else query.all())
-        skip, limit = query._skip or 0, query._limit
-        newest, width, oldest = self.window_bounds(skip, limit)
-        page_rows = newest_first(
-            query.clone(), self.window_field, newest, skip, limit, width, oldest=oldest, related=self.window_related
-        )
-        return count, page_rows
+            page_rows = query.select_related(1) if self.window_related else list(query)
+        else:
+            skip, limit = query._skip or 0, query._limit
+            newest, width, oldest = self.window_bounds(skip, limit)
+            page_rows = newest_first(
+                query.clone(), self.window_field, newest, skip, limit, width, oldest=oldest, related=self.window_related
+            )
+        return count, (with_assignees(page_rows) if self.window_assignees else page_rows)

@@ -10,7 +10,7 @@ from wtforms.validators import Optional, ValidationError
 
 from models import Skill, User, record_audit
 from models.users import MIN_PASSWORD_LENGTH, normalise_email, normalise_skills
-from webadmin.admin_panel.base import SecureModelView, parse_csv
+from webadmin.admin_panel.base import SecureModelView, SkillCheckboxes, skill_choices
 from webadmin.ticket_actions import reroute_open_tickets_of
 
 
@@ -29,6 +29,7 @@ class UserView(SecureModelView):
     column_searchable_list = ("email",)
     column_default_sort = "email"
     column_sortable_list = ("email",)
+    search_hint = "Address starts with…"
 
     def get_query(self) -> QuerySet:
         return super().get_query().filter(role__in=self.roles)
@@ -36,23 +37,33 @@ class UserView(SecureModelView):
     def _search(self, query: QuerySet, search_term: str) -> QuerySet:
         return email_prefix_search(query, search_term)
 
-    form_columns = ("email", "name", "role", "active", "skills_csv", "new_password", "reason")
+    form_columns = ("email", "name", "role", "active", "skill_set", "new_password", "reason")
     form_extra_fields = {
-        "skills_csv": StringField("Skills", description="comma-separated, e.g. billing, postgres"),
+        "skill_set": SkillCheckboxes("Skills"),
         "new_password": PasswordField(
             "New password", [Optional()], description=f"leave empty to keep; at least {MIN_PASSWORD_LENGTH} characters"
         ),
         "reason": StringField("Reason", description="why you change the role or deactivate (audit log)"),
     }
 
+    def create_form(self, obj=None):  # noqa: ANN001,ANN201
+        form = super().create_form(obj)
+        form.skill_set.choices = skill_choices()
+        return form
+
+    def edit_form(self, obj=None):  # noqa: ANN001,ANN201
+        form = super().edit_form(obj)
+        form.skill_set.choices = skill_choices(list(obj.skills) if obj is not None else [])
+        return form
+
     def on_form_prefill(self, form, id) -> None:  # noqa: A002,ANN001 - Flask-Admin's signature
         user = User.objects(id=id).first()
-        form.skills_csv.data = ", ".join(user.skills) if user else ""
+        form.skill_set.data = list(user.skills) if user else []
 
     def on_model_change(self, form, model: User, is_created: bool) -> None:  # noqa: ANN001
         before = None if is_created else User.objects(id=model.id).first()
         actor = current_user.email
-        model.skills = normalise_skills(parse_csv(form.skills_csv.data))
+        model.skills = normalise_skills([s.strip().lower() for s in form.skill_set.data or [] if s.strip()])
         unknown = set(model.skills) - set(Skill.objects.distinct("name"))
         if unknown:
             raise ValidationError(f"Unknown skills: {', '.join(sorted(unknown))} (add them under Skills first)")
@@ -94,6 +105,7 @@ class RequesterView(UserView):
 
 
 class SkillView(SecureModelView):
+    search_hint = "Name or description"
     column_list = ("name", "description", "keywords", "active")
     column_searchable_list = ("name", "description")
     column_default_sort = "name"
@@ -101,6 +113,7 @@ class SkillView(SecureModelView):
 
 
 class CategoryView(SecureModelView):
+    search_hint = "Name or description"
     column_list = ("name", "description", "default_skills", "keywords", "active")
     column_searchable_list = ("name", "description")
     column_default_sort = "name"

@@ -20,7 +20,13 @@ from models import PRIORITIES, STATUSES, Category, Skill, Ticket, User, record_a
 from models.tickets import highest_ticket_number
 from models.users import staff_members
 from webadmin import ticket_actions
-from webadmin.admin_panel.base import NewestFirstWindowMixin, SecureModelView, parse_csv, require_reason
+from webadmin.admin_panel.base import (
+    NewestFirstWindowMixin,
+    SecureModelView,
+    SkillCheckboxes,
+    require_reason,
+    skill_choices,
+)
 from webadmin.tickets import search_query
 from webadmin.windows import first_window
 
@@ -58,7 +64,12 @@ def awaits_first_attempt(ticket: Ticket) -> bool:
 
 
 class TicketView(NewestFirstWindowMixin, SecureModelView):
-    window_related = True  # the page's assignees in one `$in`, not one query per row
+    window_assignees = True  # the page's assignees in one `$in`, not one query per row
+    list_only_columns = True
+    simple_list_pager = True  # newer/older pages, no count: counting 100,000 tickets (or a search's hits) is slow
+    page_size = 25  # as the queue; a page renders in half the time of 50 rows
+    page_size_options = (25, 50, 100)
+    search_hint = "Words, #number or address"
     can_create = False
     column_list: tuple[str, ...] = (
         "number",
@@ -85,11 +96,11 @@ class TicketView(NewestFirstWindowMixin, SecureModelView):
     column_default_sort: tuple[str, bool] = ("number", True)
     column_sortable_list: tuple[str, ...] = ("number", "created_at")
     column_formatters = {"number": _number_link}
-    form_columns = ("status", "priority", "category", "skills_csv", "assign_to", "reason")
+    form_columns = ("status", "priority", "category", "skill_set", "assign_to", "reason")
     form_overrides = {"category": SelectField}
     form_args: dict[str, dict[str, Any]] = {"category": {"choices": []}}
     form_extra_fields = {
-        "skills_csv": StringField("Required skills", description="comma-separated"),
+        "skill_set": SkillCheckboxes("Required skills"),
         "assign_to": SelectField("Assignee", choices=[], validate_choice=False),
         "reason": StringField("Reason", description="why (kept in the audit log); required when reassigning"),
     }
@@ -100,22 +111,23 @@ class TicketView(NewestFirstWindowMixin, SecureModelView):
     def window_bounds(self, skip: int, limit: int) -> tuple[int, int, int]:
         return highest_ticket_number(), first_window(skip, limit), 0
 
-    def _fill_choices(self, form):  # noqa: ANN001,ANN202
+    def _fill_choices(self, form, obj=None):  # noqa: ANN001,ANN202
         form.assign_to.choices = staff_choices()
+        form.skill_set.choices = skill_choices(list(obj.required_skills) if obj is not None else [])
         form.category.choices = [("", "—")] + [(c, c) for c in Category.objects.order_by("name").distinct("name")]
         return form
 
     def edit_form(self, obj=None):  # noqa: ANN001,ANN201
-        form = self._fill_choices(super().edit_form(obj))
+        form = self._fill_choices(super().edit_form(obj), obj)
         if request.method == "GET" and obj is not None:
             form.assign_to.data = obj.assignee.email if obj.assignee else UNASSIGNED
-            form.skills_csv.data = ", ".join(obj.required_skills)
+            form.skill_set.data = list(obj.required_skills)
         return form
 
     def on_model_change(self, form, model: Ticket, is_created: bool) -> None:  # noqa: ANN001
         before = Ticket.objects(id=model.id).first()
         model.category = model.category or None
-        model.required_skills = parse_csv(form.skills_csv.data)
+        model.required_skills = [s.strip().lower() for s in form.skill_set.data or [] if s.strip()]
         unknown = set(model.required_skills) - set(Skill.objects.distinct("name"))
         if unknown:
             raise ValidationError(f"Unknown skills: {', '.join(sorted(unknown))}")
@@ -212,6 +224,7 @@ class TriageReviewView(TicketView):
     column_list = ("number", "subject", "category", "priority", "required_skills", "review_reason", "confidence")
     column_formatters = {"number": _number_link, "confidence": _confidence, "review_reason": _review_reason}
     column_default_sort = ("number", False)  # oldest first; index `triage.state, number`
+    list_extra_fields = ("triage",)
 
     def get_query(self) -> QuerySet:
         return super().get_query().filter(triage__state="review")

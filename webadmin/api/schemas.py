@@ -6,6 +6,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
 from models import PRIORITIES, ROLES, STATUSES
+from webadmin.tickets import COUNT_CAP
 
 _SKILL = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9 _+.#-]{0,63}$"))
 
@@ -79,6 +80,10 @@ class TicketQuerySchema(StrictSchema):
     scope = fields.String(validate=validate.OneOf(("mine", "unassigned")))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+    count = fields.Boolean(
+        load_default=True,
+        metadata={"description": f"count the matches (up to {COUNT_CAP}); false skips the count: total is null"},
+    )
 
     @validates("q", "category")
     def _no_nul(self, value: str, **_kwargs: object) -> None:
@@ -105,7 +110,11 @@ class TicketPageSchema(Schema):
     items = fields.List(fields.Nested(TicketSummarySchema))
     page = fields.Integer()
     per_page = fields.Integer()
-    total = fields.Integer()
+    total = fields.Integer(
+        allow_none=True, metadata={"description": "exact when total_exact, else a lower bound; null if not counted"}
+    )
+    total_exact = fields.Boolean(metadata={"description": "false when there may be more than `total` tickets"})
+    has_next = fields.Boolean(metadata={"description": "another page follows"})
 
 
 class AttachmentSchema(Schema):

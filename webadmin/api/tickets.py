@@ -29,6 +29,22 @@ def _settings():  # noqa: ANN202 - the app's Settings
     return current_app.extensions["settings"]
 
 
+SUMMARY_FIELDS = (
+    "number",
+    "subject",
+    "status",
+    "priority",
+    "category",
+    "requester_email",
+    "assignee",
+    "escalated",
+    "sla_breached",
+    "sla_due_at",
+    "created_at",
+    "updated_at",
+)
+
+
 def summary_dict(ticket: Ticket) -> dict:
     assignee = ticket.assignee
     return {
@@ -107,12 +123,16 @@ def tickets(query: dict) -> dict:
         search=query.get("q", ""),
         scope=query.get("scope", ""),
     )
-    page = list_tickets(current_user, filters, query["page"], query["per_page"])
+    page = list_tickets(
+        current_user, filters, query["page"], query["per_page"], count=query["count"], fields=SUMMARY_FIELDS
+    )
     return {
         "items": [summary_dict(t) for t in page.items],
         "page": page.page,
         "per_page": page.per_page,
         "total": page.total,
+        "total_exact": page.total_exact,
+        "has_next": page.has_next,
     }
 
 

@@ -1,0 +1,31 @@
+"""Figures computed from many tickets, kept as one document per name (an on-demand materialised view).
+
+The dashboard's aggregations read every open ticket; their result is stored here with the moment it was
+computed, and readers recompute it only when a ticket changed since then or it is older than a limit
+(webadmin/dashboard/figures.py). Lookups are by `_id`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from models.base import utcnow
+from models.users import User
+
+COLLECTION = "snapshots"
+
+
+def _collection() -> Any:
+    return User._get_db()[COLLECTION]
+
+
+def load_snapshot(name: str) -> dict[str, Any] | None:
+    """The stored figures called `name` (with `computed_at` and `data_since`), or None."""
+    return _collection().find_one({"_id": name})
+
+
+def save_snapshot(name: str, data: dict[str, Any], data_since: dt.datetime) -> None:
+    """Store `data` as `name`; `data_since`: every ticket written up to this moment is counted in it."""
+    document = {**data, "computed_at": utcnow(), "data_since": data_since}
+    _collection().replace_one({"_id": name}, document, upsert=True)
