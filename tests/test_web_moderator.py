@@ -111,7 +111,8 @@ def test_queue_filters_search_and_pagination(app, db) -> None:
     client = app.test_client()
     cookie_login(client, "admin@example.test")
     first = client.get("/queue?per_page=10").get_data(as_text=True)
-    assert "page 1 of 4" in first and "Refund please" in first
+    assert "page 1 of 4" in first and "Printer 0<" in first and "Refund please" not in first
+    assert "Refund please" in client.get("/queue?per_page=10&page=4").get_data(as_text=True)
     found = client.get("/queue?q=RICH@example.test").get_data(as_text=True)  # a requester's whole address
     assert "Refund please" in found and "Printer" not in found
     high = client.get("/api/tickets?priority=high&per_page=100", headers=bearer(app, admin)).get_json()
