@@ -268,6 +268,21 @@ def test_customer_replied_shows_after_our_reply(app, db, settings) -> None:
     assert 'class="pill replied-yes">replied' in client.get("/queue").get_data(as_text=True)
 
 
+def test_a_customer_reply_takes_a_ticket_out_of_waiting_on_customer(app, db, settings) -> None:
+    moderator = make_user("mod@example.test")
+    due = utcnow() + dt.timedelta(hours=3)
+    waiting, answered_back = (make_ticket(subject=s, assignee=moderator, sla_due_at=due) for s in ("Quiet", "Chatty"))
+    for ticket in (waiting, answered_back):
+        ticket_actions.reply(ticket, moderator, "Does it work now?", settings)  # both become pending
+    Ticket.objects(id=answered_back.id).update_one(set__last_message_at=utcnow() + dt.timedelta(seconds=5))
+    client = app.test_client()
+    cookie_login(client, "mod@example.test")
+    page = client.get("/queue?view=waiting").get_data(as_text=True)
+    assert _queue_rows(page) == [waiting.number] and _count(page, "waiting") == "1"
+    everything = client.get("/queue").get_data(as_text=True)
+    assert set(_queue_rows(everything)) == {waiting.number, answered_back.number}
+
+
 def test_timeline_shows_every_event_with_who_did_it(app, db, settings) -> None:
     admin = make_user("admin@example.test", role="admin")
     moderator = make_user("mod@example.test", skills=("vpn",))

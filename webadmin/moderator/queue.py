@@ -31,6 +31,8 @@ VIEW_LABELS = {
 COUNT_CAP = 100  # counts stop here and read "99+"
 FIRST_WIDTH = dt.timedelta(days=1)
 WIDEN = 8
+_NEVER = dt.datetime(9999, 12, 31)
+_OUR_LAST_REPLY = {"$ifNull": ["$last_reply_at", {"$ifNull": ["$first_response_at", _NEVER]}]}
 PRIORITY_RANK = {name: rank for rank, name in enumerate(reversed(PRIORITIES))}  # urgent 0 ... low 3
 
 
@@ -76,8 +78,8 @@ def view_clause(user: User, view: str, now: dt.datetime) -> dict[str, Any]:
         clause.update({"sla_breached": True, "first_response_at": None})
     elif view == "escalated":
         clause["escalated"] = True
-    elif view == "waiting":
-        clause["status"] = "pending"
+    elif view == "waiting":  # pending, and the customer has not written since our last reply
+        clause.update({"status": "pending", "$expr": {"$lte": ["$last_message_at", _OUR_LAST_REPLY]}})
     return clause
 
 
