@@ -207,7 +207,7 @@ def test_queue_orders_by_sla_due_then_priority_and_counts_each_saved_filter(app,
     escalated = make_ticket(
         subject="Angry", sla_due_at=now + dt.timedelta(hours=1), status="escalated", escalated=True, assignee=admin
     )
-    make_ticket(subject="Done already", sla_due_at=now - dt.timedelta(days=9), status="resolved")
+    done = make_ticket(subject="Done already", sla_due_at=now - dt.timedelta(days=9), status="resolved")
     answered_late = make_ticket(
         subject="Answered", sla_due_at=now - dt.timedelta(hours=1), first_response_at=now, sla_breached=True
     )
@@ -232,6 +232,11 @@ def test_queue_orders_by_sla_due_then_priority_and_counts_each_saved_filter(app,
     assert _queue_rows(client.get("/queue?view=waiting").get_data(as_text=True)) == [later.number]
     assert _queue_rows(client.get("/queue?view=mine").get_data(as_text=True)) == [escalated.number, soon_urgent.number]
     assert _queue_rows(client.get("/queue?view=unassigned&priority=low").get_data(as_text=True)) == [late_low.number]
+    closed = client.get(f"/queue?status=any&q=%23{done.number}").get_data(as_text=True)  # one choice away
+    assert _queue_rows(closed) == [done.number]
+    assert _queue_rows(client.get(f"/queue?q=%23{done.number}").get_data(as_text=True)) == []  # open ones only
+    assert _queue_rows(client.get("/queue?status=resolved").get_data(as_text=True)) == [done.number]
+    assert len(_queue_rows(client.get("/queue?status=any").get_data(as_text=True))) == 7
     # a moderator's "mine" is their own
     moderator = app.test_client()
     cookie_login(moderator, "mod@example.test")

@@ -28,6 +28,7 @@ VIEW_LABELS = {
     "escalated": "Escalated",
     "waiting": "Waiting on customer",
 }
+ANY_STATUS = "any"
 COUNT_CAP = 100  # counts stop here and read "99+"
 FIRST_WIDTH = dt.timedelta(days=1)
 WIDEN = 8
@@ -39,7 +40,7 @@ PRIORITY_RANK = {name: rank for rank, name in enumerate(reversed(PRIORITIES))}  
 @dataclass(frozen=True)
 class QueueFilters:
     view: str = "all"
-    status: str = ""  # one open status, or "" for every open one
+    status: str = ""  # one status, ANY_STATUS (closed ones too), or "" for every open one
     priority: str = ""
     category: str = ""
     search: str = ""
@@ -86,8 +87,10 @@ def view_clause(user: User, view: str, now: dt.datetime) -> dict[str, Any]:
 def queue_query(user: User, filters: QueueFilters, now: dt.datetime) -> dict[str, Any]:
     """The raw query for `filters` over what `user` may see."""
     clauses = [view_clause(user, filters.view, now)]
-    if filters.status and filters.view != "waiting":
-        clauses.append({"status": filters.status})
+    if filters.status and filters.view != "waiting":  # a chosen status replaces "every open status"
+        clauses[0].pop("status")
+        if filters.status != ANY_STATUS:
+            clauses.append({"status": filters.status})
     if filters.priority:
         clauses.append({"priority": filters.priority})
     if filters.category:

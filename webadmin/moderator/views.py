@@ -12,14 +12,22 @@ from werkzeug.exceptions import BadRequest, Forbidden, NotFound
 from werkzeug.wrappers import Response
 
 from models import PRIORITIES, STATUSES, Category, Skill, Ticket, TicketMessage, User, record_audit, utcnow
-from models.tickets import OPEN_STATUSES
 from models.users import normalise_skills
 from webadmin import ticket_actions
 from webadmin.forms import arg_choice, arg_int, form_choice, form_text
 from webadmin.moderator import bp
 from webadmin.moderator import queue as work_queue
 from webadmin.moderator.people import reassign_candidates
-from webadmin.moderator.queue import VIEW_LABELS, VIEWS, QueueFilters, Windows, capped_label, list_queue, view_counts
+from webadmin.moderator.queue import (
+    ANY_STATUS,
+    VIEW_LABELS,
+    VIEWS,
+    QueueFilters,
+    Windows,
+    capped_label,
+    list_queue,
+    view_counts,
+)
 from webadmin.moderator.timeline import timeline
 from webadmin.sanitize import safe_email_html
 from webadmin.security import admin_required, staff_required
@@ -45,7 +53,7 @@ def queue() -> str:
     view = arg_choice("view", VIEWS) or arg_choice("scope", ("mine", "unassigned")) or "all"
     filters = QueueFilters(
         view=view,
-        status=arg_choice("status", OPEN_STATUSES),
+        status=arg_choice("status", (*STATUSES, ANY_STATUS)),
         priority=arg_choice("priority", PRIORITIES),
         category=arg_choice("category", categories),
         search=request.args.get("q", "").replace("\x00", "").strip()[:200],
@@ -77,7 +85,7 @@ def queue() -> str:
         counts={name: capped_label(n) for name, n in counts.items()},
         now=now,
         **_time_helpers(),
-        statuses=OPEN_STATUSES,
+        statuses=STATUSES,
         priorities=PRIORITIES,
         categories=categories,
     )
