@@ -209,3 +209,37 @@ def record_outbound_many(entries: list[tuple[str, int]]) -> None:
         MessageLedger._get_collection().insert_many(documents, ordered=False)
     except BulkWriteError:
         pass  # already recorded (a retry): as good
+
+
+def queue_escalation_alert(
+    *,
+    ticket_number: int,
+    subject: str,
+    reason: str,
+    actor: str,
+    assignee: str,
+    link: str,
+    domain: str,
+    skip: tuple[str, ...] = (),
+) -> list[OutboundEmail]:
+    """Email every active admin (but `skip`, told already) that ticket N was escalated: why, to whom, a link."""
+    from models.users import staff_members
+
+    text = (
+        f"Ticket #{ticket_number} was escalated by {actor}.\n"
+        f"Reason: {reason}\n"
+        f"Now with: {assignee}\n\n"
+        f"Open the ticket: {link}\n"
+    )
+    return [
+        queue_email(
+            kind="notification",
+            to=[admin.email],
+            subject=f"[#{ticket_number}] Escalated: {subject}"[:300],
+            text=text,
+            domain=domain,
+            ticket_number=ticket_number,
+        )
+        for admin in staff_members(("admin",))
+        if admin.email not in skip
+    ]

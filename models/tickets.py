@@ -29,6 +29,7 @@ OPEN_STATUSES = ("new", "open", "pending", "escalated")
 PRIORITIES = ("low", "medium", "high", "urgent")
 TRIAGE_STATES = ("pending", "running", "done", "review", "failed")
 MESSAGE_KINDS = ("inbound", "outbound", "note", "event")
+EVENT_KINDS = ("status", "assign", "escalate", "deescalate", "handback", "triage")
 COUNTERS = "counters"  # `_id` "ticket_number" -> {"value": the last number handed out}
 TICKET_COUNTER = "ticket_number"
 TRIAGE_LEASE = LeaseFields(owner="triage.claimed_by", until="triage.lease_until")
@@ -96,6 +97,7 @@ class Ticket(Document):
     last_message_at = DateTimeField(default=utcnow)
     message_count = IntField(default=0)
     first_response_at = DateTimeField()
+    last_reply_at = DateTimeField()  # our last reply; a later `last_message_at` means the customer replied
     sla_due_at = DateTimeField()
     sla_breached = BooleanField(default=False)
     resolved_at = DateTimeField()
@@ -115,6 +117,7 @@ class Ticket(Document):
             ("triage.state", "triage.next_attempt_at"),
             ("triage.state", "triage.lease_until"),
             ("status", "sla_due_at"),
+            ("sla_breached", "status"),  # the queue's "overdue" filter: few tickets are breached and open
             ("status", "-updated_at"),
             "required_skills",
             "triage.human_fields",  # the offline model's training set (moderators' corrections)
@@ -163,6 +166,8 @@ class TicketMessage(Document):
     attachments = EmbeddedDocumentListField(AttachmentRef)
     auto_submitted = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
+    event = StringField(choices=EVENT_KINDS)  # for kind "event": what happened (the timeline's label)
+    reason = StringField()  # for kind "event": why, as the person gave it
 
     meta = {"collection": "ticket_messages", "indexes": [("ticket", "created_at"), "ticket_number"]}
 

@@ -261,13 +261,27 @@ def drive_the_app(settings: Settings, mail: MailStack, recorder: QueryRecorder) 
     pages = app.test_client()
     cookie_login(pages, moderator.email)
     mine = Ticket.objects(assignee=moderator.id).only("number").first().number
-    for url in ("/queue", f"/tickets/{mine}", "/dashboard", "/dashboard"):  # the second: the snapshot's check
+    for url in (
+        "/queue",
+        "/queue?view=mine",
+        "/queue?view=unassigned",
+        "/queue?view=overdue",
+        "/queue?view=escalated",
+        "/queue?view=waiting&priority=high",
+        f"/tickets/{mine}",
+        "/dashboard",
+        "/dashboard",  # the second: the snapshot's check
+    ):
         assert pages.get(url).status_code == 200, url
     panel = app.test_client()
     cookie_login(panel, admin.email)
     for url in (
         "/dashboard",
         "/queue",
+        "/queue?view=overdue",
+        "/queue?view=escalated&category=billing",
+        f"/queue?q={some_subject_word}",
+        f"/tickets/{number}",
         "/admin/tickets_admin/",
         f"/admin/tickets_admin/?search={some_subject_word}",
         f"/admin/tickets_admin/?search={some_subject_word}&page=1",

@@ -54,3 +54,25 @@ def test_overdue_ticket_already_with_an_admin_stays_with_that_admin(db, settings
     ticket.reload()
     assert ticket.status == "escalated" and ticket.assignee == busy
     assert OutboundEmail.objects(ticket_number=ticket.number, to=busy.email).count() == 1
+
+
+def test_sla_escalation_emails_every_active_admin_once(db, settings, mail):
+    from daemon.outbox import send_due
+
+    busy = make_staff("busy-admin@x.test", role="admin")
+    make_staff("idle-admin@x.test", role="admin")
+    make_staff("gone-admin@x.test", role="admin", active=False)
+    for i in range(2):
+        make_ticket(f"other {i}", "x", assignee=busy, status="open")
+    ticket = make_ticket("Site down", "x", priority="urgent", created_at=START, status="open")
+    sla_job(settings, now=START + dt.timedelta(hours=5))
+    ticket.reload()
+    assert ticket.status == "escalated" and ticket.assignee.email == "idle-admin@x.test"
+    send_due(settings)  # the daemon's outbox job
+    sent = mail.wait_for_sink(2)
+    assert len(sent) == 2
+    by_recipient = {m["To"]: m for m in sent}
+    assert sorted(by_recipient) == ["busy-admin@x.test", "idle-admin@x.test"]  # each once; not the inactive one
+    alert = by_recipient["busy-admin@x.test"].get_content()
+    assert "no response within 2 h (urgent)" in alert and f"/tickets/{ticket.number}" in alert
+    assert "idle-admin@x.test" in alert  # who has it now

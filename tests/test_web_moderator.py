@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 
 from itsdangerous import URLSafeTimedSerializer
 
 from daemon.outbox import send_due
-from models import AuditEvent, Category, OutboundEmail, Skill, Ticket, TicketMessage, utcnow
+from models import AuditEvent, Category, OutboundEmail, Skill, Ticket, TicketMessage, User, utcnow
 from models.links import StatusLink
 from tests.web_support import app, bearer, cookie_login, make_ticket, make_user, status_link_token  # noqa: F401
 from webadmin import ticket_actions
@@ -111,7 +112,8 @@ def test_queue_filters_search_and_pagination(app, db) -> None:
     client = app.test_client()
     cookie_login(client, "admin@example.test")
     first = client.get("/queue?per_page=10").get_data(as_text=True)
-    assert "page 1 of 4" in first and "Refund please" in first
+    assert "page 1 of 4" in first and "Printer 0<" in first and "Refund please" not in first
+    assert "Refund please" in client.get("/queue?per_page=10&page=4").get_data(as_text=True)
     found = client.get("/queue?q=RICH@example.test").get_data(as_text=True)  # a requester's whole address
     assert "Refund please" in found and "Printer" not in found
     high = client.get("/api/tickets?priority=high&per_page=100", headers=bearer(app, admin)).get_json()
@@ -176,3 +178,261 @@ def test_email_html_is_sanitised_on_the_ticket_page(app, db) -> None:
     assert "<p>hi</p>" in page
     assert "<script>alert" not in page and "onerror" not in page and "javascript:" not in page
     assert "script-src 'none'" in response.headers["Content-Security-Policy"]
+
+
+# ---- the queue, the timeline and the admin's actions (issue 11) ------------------------------------------
+
+
+def _queue_rows(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<tr class="[^"]*" data-number="(\d+)"', html)]
+
+
+def _count(html: str, view: str) -> str:
+    found = re.search(rf'data-view="{view}"[^>]*>\s*[^<]*<span class="count">([^<]+)</span>', html)
+    assert found, view
+    return found.group(1)
+
+
+def test_queue_orders_by_sla_due_then_priority_and_counts_each_saved_filter(app, db) -> None:
+    now = utcnow()
+    admin = make_user("admin@example.test", role="admin")
+    mod = make_user("mod@example.test", skills=("vpn",))
+    due = now + dt.timedelta(hours=2)
+    late_low = make_ticket(
+        subject="Late low", priority="low", sla_due_at=now - dt.timedelta(hours=5), sla_breached=True
+    )
+    soon_low = make_ticket(subject="Soon low", priority="low", sla_due_at=due, assignee=mod)
+    soon_urgent = make_ticket(subject="Soon urgent", priority="urgent", sla_due_at=due, assignee=admin)
+    later = make_ticket(subject="Later", sla_due_at=now + dt.timedelta(days=2), status="pending", assignee=mod)
+    escalated = make_ticket(
+        subject="Angry", sla_due_at=now + dt.timedelta(hours=1), status="escalated", escalated=True, assignee=admin
+    )
+    done = make_ticket(subject="Done already", sla_due_at=now - dt.timedelta(days=9), status="resolved")
+    answered_late = make_ticket(
+        subject="Answered", sla_due_at=now - dt.timedelta(hours=1), first_response_at=now, sla_breached=True
+    )
+    client = app.test_client()
+    cookie_login(client, "admin@example.test")
+    page = client.get("/queue").get_data(as_text=True)
+    # soonest deadline first; the two due at the same moment: urgent before low
+    assert _queue_rows(page) == [
+        late_low.number,
+        answered_late.number,
+        escalated.number,
+        soon_urgent.number,
+        soon_low.number,
+        later.number,
+    ]
+    assert re.search(rf'<tr class="overdue" data-number="{late_low.number}"', page)  # highlighted
+    assert re.search(rf'<tr class="" data-number="{answered_late.number}"', page)  # answered: not overdue
+    counts = {view: _count(page, view) for view in ("all", "mine", "unassigned", "overdue", "escalated", "waiting")}
+    assert counts == {"all": "6", "mine": "2", "unassigned": "2", "overdue": "1", "escalated": "1", "waiting": "1"}
+    assert _queue_rows(client.get("/queue?view=overdue").get_data(as_text=True)) == [late_low.number]
+    assert _queue_rows(client.get("/queue?view=escalated").get_data(as_text=True)) == [escalated.number]
+    assert _queue_rows(client.get("/queue?view=waiting").get_data(as_text=True)) == [later.number]
+    assert _queue_rows(client.get("/queue?view=mine").get_data(as_text=True)) == [escalated.number, soon_urgent.number]
+    assert _queue_rows(client.get("/queue?view=unassigned&priority=low").get_data(as_text=True)) == [late_low.number]
+    closed = client.get(f"/queue?status=any&q=%23{done.number}").get_data(as_text=True)  # one choice away
+    assert _queue_rows(closed) == [done.number]
+    assert _queue_rows(client.get(f"/queue?q=%23{done.number}").get_data(as_text=True)) == []  # open ones only
+    assert _queue_rows(client.get("/queue?status=resolved").get_data(as_text=True)) == [done.number]
+    assert len(_queue_rows(client.get("/queue?status=any").get_data(as_text=True))) == 7
+    # a moderator's "mine" is their own
+    moderator = app.test_client()
+    cookie_login(moderator, "mod@example.test")
+    mine = moderator.get("/queue?view=mine").get_data(as_text=True)
+    assert _queue_rows(mine) == [soon_low.number, later.number] and _count(mine, "mine") == "2"
+
+
+def test_queue_counts_stop_at_99_plus(app, db) -> None:
+    make_user("admin@example.test", role="admin")
+    start = utcnow() - dt.timedelta(days=30)
+    for i in range(101):
+        make_ticket(subject=f"Bulk {i}", sla_due_at=start + dt.timedelta(hours=i))
+    client = app.test_client()
+    cookie_login(client, "admin@example.test")
+    page = client.get("/queue?per_page=25").get_data(as_text=True)
+    assert _count(page, "all") == "99+" and _count(page, "unassigned") == "99+" and _count(page, "mine") == "0"
+    assert 'Queue <span class="muted">(99+)</span>' in page
+    assert "Next →" in page and "page 1<" in page  # no "of N" once the total is capped
+    assert len(_queue_rows(page)) == 25 and "Bulk 0<" in page
+    last = client.get("/queue?per_page=25&page=5").get_data(as_text=True)
+    assert len(_queue_rows(last)) == 1 and "Bulk 100<" in last and "Next →" not in last
+
+
+def test_customer_replied_shows_after_our_reply(app, db, settings) -> None:
+    moderator = make_user("mod@example.test")
+    ticket = make_ticket(assignee=moderator, sla_due_at=utcnow() + dt.timedelta(hours=3))
+    ticket_actions.reply(ticket, moderator, "Try again please.", settings)
+    client = app.test_client()
+    cookie_login(client, "mod@example.test")
+    assert "replied-yes" not in client.get("/queue").get_data(as_text=True)
+    Ticket.objects(id=ticket.id).update_one(
+        set__last_message_at=utcnow() + dt.timedelta(seconds=5)
+    )  # the daemon's bump
+    assert 'class="pill replied-yes">replied' in client.get("/queue").get_data(as_text=True)
+
+
+def test_a_customer_reply_takes_a_ticket_out_of_waiting_on_customer(app, db, settings) -> None:
+    moderator = make_user("mod@example.test")
+    due = utcnow() + dt.timedelta(hours=3)
+    waiting, answered_back = (make_ticket(subject=s, assignee=moderator, sla_due_at=due) for s in ("Quiet", "Chatty"))
+    for ticket in (waiting, answered_back):
+        ticket_actions.reply(ticket, moderator, "Does it work now?", settings)  # both become pending
+    Ticket.objects(id=answered_back.id).update_one(set__last_message_at=utcnow() + dt.timedelta(seconds=5))
+    client = app.test_client()
+    cookie_login(client, "mod@example.test")
+    page = client.get("/queue?view=waiting").get_data(as_text=True)
+    assert _queue_rows(page) == [waiting.number] and _count(page, "waiting") == "1"
+    everything = client.get("/queue").get_data(as_text=True)
+    assert set(_queue_rows(everything)) == {waiting.number, answered_back.number}
+
+
+def test_timeline_shows_every_event_with_who_did_it(app, db, settings) -> None:
+    admin = make_user("admin@example.test", role="admin")
+    moderator = make_user("mod@example.test", skills=("vpn",))
+    ticket = make_ticket(required_skills=("vpn",), category="network", priority="high")
+    Ticket.objects(id=ticket.id).update_one(
+        set__triage__state="done",
+        set__triage__provider="gemini",
+        set__triage__completed_at=utcnow(),
+        set__ack_message_id="<ack-1@example.test>",
+    )
+    OutboundEmail(message_id="<ack-1@example.test>", kind="ack", to=[ticket.requester_email], subject="ack").save()
+    AuditEvent(
+        actor="system:triage",
+        action="assign",
+        ticket_number=ticket.number,
+        detail="assignee mod@example.test",
+        reason="matched vpn; 0 open tickets",
+    ).save()
+    ticket.reload()
+    ticket_actions.assign(ticket, admin, moderator, "vpn expert", settings)
+    ticket_actions.reply(ticket, moderator, "Restart it.", settings)
+    ticket_actions.add_note(ticket, moderator, "customer is on 5.1", settings)
+    ticket_actions.change_status(ticket, moderator, "open", settings)
+    ticket_actions.escalate(ticket, moderator, "legal threat", settings)
+    TicketMessage(
+        ticket=ticket,
+        ticket_number=ticket.number,
+        kind="inbound",
+        message_id="<ooo@customer.example>",
+        from_address="customer@example.test",
+        from_name="Carla Customer",
+        auto_submitted=True,
+        text="I am out of office",
+    ).save()
+    client = app.test_client()
+    cookie_login(client, "admin@example.test")
+    page = client.get(f"/tickets/{ticket.number}").get_data(as_text=True)
+    timeline = page[page.index('id="timeline"') : page.index("</ol>")]
+    for expected in (
+        "created by an email from customer@example.test",
+        "acknowledgement queued",
+        "triaged by gemini: category network, priority high, skills vpn",
+        "system: triage",
+        "assigned: assignee mod@example.test",
+        "why: matched vpn; 0 open tickets",
+        "assigned nobody -&gt; mod@example.test by admin@example.test",
+        "why: vpn expert",
+        "reply sent to customer@example.test",
+        "status open -&gt; pending (reply sent) by mod@example.test",
+        "internal note",
+        "status pending -&gt; open by mod@example.test",
+        "escalated by mod@example.test: legal threat",
+        "email from customer@example.test",
+        "auto-reply",
+    ):
+        assert expected in timeline, expected
+    order = [timeline.index(s) for s in ("created by", "triaged by", "reply sent", "escalated by", "auto-reply")]
+    assert order == sorted(order)
+    # the thread names the sender's address next to the display name, and labels the auto-reply
+    assert 'Carla Customer <span class="sender">&lt;customer@example.test&gt;</span>' in page
+    assert '<span class="pill auto-reply">auto-reply</span>' in page
+
+
+def test_escalation_by_a_moderator_goes_to_an_admin_and_emails_every_admin(app, db, settings) -> None:
+    first = make_user("boss@example.test", role="admin")
+    second = make_user("deputy@example.test", role="admin")
+    gone = make_user("gone@example.test", role="admin")
+    User.objects(id=gone.id).update_one(set__active=False)
+    moderator = make_user("mod@example.test", skills=("vpn",))
+    ticket = make_ticket(assignee=moderator, required_skills=("vpn",))
+    client = app.test_client()
+    csrf = cookie_login(client, "mod@example.test")
+    response = client.post(
+        f"/tickets/{ticket.number}/escalate", data={"reason": "refund over limit", "csrf_token": csrf}
+    )
+    assert response.status_code == 302 and response.headers["Location"].endswith("/queue")  # no longer theirs
+    ticket.reload()
+    assert ticket.status == "escalated" and ticket.escalated and ticket.assignee in (first, second)
+    alerts = OutboundEmail.objects(kind="notification", ticket_number=ticket.number)
+    assert sorted(a.to[0] for a in alerts) == ["boss@example.test", "deputy@example.test"]
+    for alert in alerts:
+        assert "refund over limit" in alert.text and f"http://127.0.0.1:5000/tickets/{ticket.number}" in alert.text
+        assert "escalated by mod@example.test" in alert.text
+
+
+def test_admin_reassigns_deescalates_and_skills_that_fit_come_first(app, db, settings) -> None:
+    make_user("admin@example.test", role="admin")
+    make_user("aaron@example.test", skills=("billing",))
+    fit = make_user("zoe@example.test", skills=("vpn", "sso"))
+    ticket = make_ticket(required_skills=("vpn", "sso"), status="escalated", escalated=True)
+    client = app.test_client()
+    csrf = cookie_login(client, "admin@example.test")
+    page = client.get(f"/tickets/{ticket.number}").get_data(as_text=True)
+    options = re.findall(r'<option value="([^"]+@example.test)"', page)
+    assert options[0] == "zoe@example.test" and set(options) == {
+        "zoe@example.test",
+        "aaron@example.test",
+        "admin@example.test",
+    }
+    moved = client.post(
+        f"/tickets/{ticket.number}/assign", data={"assignee": fit.email, "reason": "vpn and sso", "csrf_token": csrf}
+    )
+    assert moved.status_code == 302
+    ticket.reload()
+    assert ticket.assignee == fit and not ticket.escalated and ticket.status == "open"  # assigning settles it
+    Ticket.objects(id=ticket.id).update_one(set__escalated=True, set__status="escalated")
+    settled = client.post(
+        f"/tickets/{ticket.number}/deescalate", data={"reason": "refund approved", "csrf_token": csrf}
+    )
+    assert settled.status_code == 302
+    ticket.reload()
+    assert not ticket.escalated and ticket.status == "open" and ticket.assignee == fit
+    assert AuditEvent.objects(action="deescalate", ticket_number=ticket.number).get().reason == "refund approved"
+    bad = client.post(f"/tickets/{ticket.number}/assign", data={"assignee": "nobody@x.test", "csrf_token": csrf})
+    assert bad.status_code == 400
+    moderator = app.test_client()
+    mod_csrf = cookie_login(moderator, "zoe@example.test")
+    refused = moderator.post(
+        f"/tickets/{ticket.number}/assign", data={"assignee": "zoe@example.test", "csrf_token": mod_csrf}
+    )
+    assert refused.status_code == 403
+
+
+def test_moderator_hands_a_ticket_back_and_routing_assigns_it_again(app, db, settings) -> None:
+    from triage.jobs import triage_job
+
+    for name in ("vpn",):
+        Skill(name=name).save()
+    make_user("admin@example.test", role="admin")
+    other = make_user("other@example.test", skills=("vpn",))
+    holder = make_user("holder@example.test", skills=("vpn",))
+    ticket = make_ticket(required_skills=("vpn",))
+    ticket_actions.correct_triage(ticket, holder, settings, required_skills=["vpn"])
+    Ticket.objects(id=ticket.id).update_one(set__triage__human_fields=["required_skills"])
+    ticket.reload()
+    ticket_actions.assign(ticket, holder, holder, "took it", settings)
+    client = app.test_client()
+    csrf = cookie_login(client, "holder@example.test")
+    response = client.post(f"/tickets/{ticket.number}/handback", data={"csrf_token": csrf})
+    assert response.status_code == 302
+    ticket.reload()
+    assert ticket.assignee is None and ticket.triage.state == "pending"
+    triage_job(settings)  # the daemon's job: triage again (skills stay as a human set them), then route
+    ticket.reload()
+    assert ticket.assignee == other  # holder was assigned most recently
+    assert (
+        AuditEvent.objects(action="assign", ticket_number=ticket.number, reason="handed back to routing").count() == 1
+    )

@@ -8,6 +8,7 @@ import logging
 from config import Settings
 from models import Ticket, utcnow
 from models.claims import claim, finish, make_owner_id
+from models.outbox import queue_escalation_alert
 from models.tickets import OPEN_STATUSES, SLA_LEASE, sla_due
 from triage.routing import escalate_ticket
 
@@ -46,7 +47,8 @@ def escalate_overdue(settings: Settings, now: dt.datetime | None = None) -> int:
                 f"no response within {hours:g} h ({ticket.priority}); overdue by {_duration(now - ticket.sla_due_at)}"
             )
             ticket.sla_breached = True
-            escalate_ticket(ticket, reason, "system:sla", settings)
+            decision = escalate_ticket(ticket, reason, "system:sla", settings)
+            alert_admins(ticket, reason, decision.assignee.email if decision.assignee else None, settings)
         except Exception:  # noqa: BLE001 - release the claim so the next pass retries
             logger.exception("ticket #%s: SLA escalation failed", ticket.number)
             finish(Ticket, ticket.id, owner, fields=SLA_LEASE, set_fields={"sla_breached": False})
@@ -56,6 +58,20 @@ def escalate_overdue(settings: Settings, now: dt.datetime | None = None) -> int:
     if escalated:
         logger.info("SLA job escalated %s overdue tickets", escalated)
     return escalated
+
+
+def alert_admins(ticket: Ticket, reason: str, assignee: str | None, settings: Settings) -> None:
+    """Every other active admin learns of the escalation by email (the assignee was notified by routing)."""
+    queue_escalation_alert(
+        ticket_number=ticket.number,
+        subject=ticket.subject,
+        reason=reason,
+        actor="the SLA job",
+        assignee=assignee or "nobody (no active admin)",
+        link=f"{settings.app_url.rstrip('/')}/tickets/{ticket.number}",
+        domain=settings.support_address.rsplit("@", 1)[-1],
+        skip=(assignee,) if assignee else (),
+    )
 
 
 def _set_missing_deadlines(settings: Settings, now: dt.datetime, limit: int = 500) -> None:

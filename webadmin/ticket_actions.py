@@ -9,7 +9,7 @@ import uuid
 from config import Settings
 from models import Ticket, TicketMessage, User, queue_email, record_audit, utcnow
 from models.links import create_status_token, status_url
-from models.outbox import make_message_id
+from models.outbox import make_message_id, queue_escalation_alert
 from models.tickets import OPEN_STATUSES
 from webadmin.tickets import thread_of
 
@@ -22,7 +22,10 @@ def _domain(settings: Settings) -> str:
     return settings.support_address.rsplit("@", 1)[-1]
 
 
-def _event(ticket: Ticket, actor: User | None, text: str, settings: Settings) -> None:
+def _event(
+    ticket: Ticket, actor: User | None, text: str, settings: Settings, *, event: str | None = None, reason: str = ""
+) -> None:
+    """An internal thread entry recording what a person did (the ticket page's timeline shows it)."""
     TicketMessage(
         ticket=ticket,
         ticket_number=ticket.number,
@@ -30,7 +33,10 @@ def _event(ticket: Ticket, actor: User | None, text: str, settings: Settings) ->
         public=False,
         message_id=f"<event-{uuid.uuid4().hex}@{_domain(settings)}>",
         author=actor,
+        from_address=actor.email if actor else "",
         text=text,
+        event=event,
+        reason=reason.strip() or None,
     ).save()
 
 
@@ -85,11 +91,14 @@ def reply(ticket: Ticket, author: User, text: str, settings: Settings) -> Ticket
         raise
     now = utcnow()
     ticket.first_response_at = ticket.first_response_at or now
-    ticket.last_message_at = now
+    ticket.last_message_at = ticket.last_reply_at = now
     ticket.message_count = (ticket.message_count or 0) + 1
-    if ticket.status in ("new", "open"):
+    old = ticket.status
+    if old in ("new", "open"):
         ticket.status = "pending"
     _touch(ticket)
+    if ticket.status != old:
+        _event(ticket, author, f"status {old} -> pending (reply sent) by {author.email}", settings, event="status")
     return message
 
 
@@ -120,17 +129,88 @@ def change_status(ticket: Ticket, actor: User, status: str, settings: Settings) 
     if status != "escalated" and old == "escalated":
         ticket.escalated = False
     _touch(ticket)
-    _event(ticket, actor, f"status {old} -> {status} by {actor.email}", settings)
+    _event(ticket, actor, f"status {old} -> {status} by {actor.email}", settings, event="status")
 
 
 def escalate(ticket: Ticket, actor: User, reason: str, settings: Settings) -> None:
+    """Give the ticket to an admin (one who holds it already, else the least loaded) with status escalated,
+    and email every active admin the reason and a link (through the outbox)."""
+    reason = reason.strip()
+    previous = ticket.assignee
+    old = previous.email if previous else "nobody"
+    admin = previous if previous is not None and previous.role == "admin" and previous.active else _an_admin()
     ticket.escalated = True
-    ticket.escalation_reason = reason.strip()
+    ticket.escalation_reason = reason
     ticket.escalated_at = utcnow()
     ticket.status = "escalated"
+    if admin is not None and admin != previous:
+        ticket.assignee, ticket.assigned_at = admin, utcnow()
+        ticket.routing_reason = f"escalated by {actor.email}: {reason}"[:500]
     _touch(ticket)
-    record_audit(actor.email, "escalate", f"ticket:{ticket.number}", ticket_number=ticket.number, reason=reason)
-    _event(ticket, actor, f"escalated by {actor.email}: {reason.strip()}", settings)
+    new = ticket.assignee.email if ticket.assignee else "nobody"
+    record_audit(
+        actor.email,
+        "escalate",
+        f"ticket:{ticket.number}",
+        ticket_number=ticket.number,
+        detail=f"{old} -> {new}",
+        reason=reason,
+    )
+    _event(ticket, actor, f"escalated by {actor.email}: {reason}", settings, event="escalate", reason=reason)
+    queue_escalation_alert(
+        ticket_number=ticket.number,
+        subject=ticket.subject,
+        reason=reason,
+        actor=actor.email,
+        assignee=new,
+        link=ticket_link(settings, ticket.number),
+        domain=_domain(settings),
+    )
+
+
+def _an_admin() -> User | None:
+    """The least-loaded active admin (triage's routing rule)."""
+    from triage.routing import least_loaded_admin
+
+    found = least_loaded_admin()
+    return found[0] if found else None
+
+
+def ticket_link(settings: Settings, number: int) -> str:
+    return f"{settings.app_url.rstrip('/')}/tickets/{number}"
+
+
+def deescalate(ticket: Ticket, actor: User, reason: str, settings: Settings) -> None:
+    """An admin settles the escalation: the ticket is open again, with its assignee."""
+    reason = reason.strip()
+    ticket.escalated = False
+    if ticket.status == "escalated":
+        ticket.status = "open"
+    _touch(ticket)
+    record_audit(actor.email, "deescalate", f"ticket:{ticket.number}", ticket_number=ticket.number, reason=reason)
+    _event(ticket, actor, f"de-escalated by {actor.email}", settings, event="deescalate", reason=reason)
+
+
+def hand_back(ticket: Ticket, actor: User, settings: Settings) -> None:
+    """Unassign and queue the ticket for triage again, so the daemon's routing gives it to someone."""
+    old = ticket.assignee.email if ticket.assignee else "nobody"
+    ticket.assignee, ticket.assigned_at = None, None
+    ticket.routing_reason = f"handed back to routing by {actor.email}"
+    if ticket.escalated:
+        ticket.escalated = False
+        if ticket.status == "escalated":
+            ticket.status = "open"
+    _touch(ticket)
+    record_audit(
+        actor.email,
+        "assign",
+        f"ticket:{ticket.number}",
+        ticket_number=ticket.number,
+        detail=f"{old} -> nobody",
+        reason="handed back to routing",
+    )
+    _event(ticket, actor, f"handed back to routing by {actor.email} (was {old})", settings, event="handback")
+    request_retriage(ticket)
 
 
 def assign(ticket: Ticket, actor: User, assignee: User | None, reason: str, settings: Settings) -> None:
@@ -155,7 +235,7 @@ def assign(ticket: Ticket, actor: User, assignee: User | None, reason: str, sett
         detail=f"{old} -> {new}",
         reason=reason,
     )
-    _event(ticket, actor, f"assigned {old} -> {new} by {actor.email}", settings)
+    _event(ticket, actor, f"assigned {old} -> {new} by {actor.email}", settings, event="assign", reason=reason)
 
 
 def take(ticket: Ticket, user: User, settings: Settings) -> bool:
@@ -190,7 +270,7 @@ def correct_triage(
     if changed:
         mark_human_fields(ticket, changed)
         _touch(ticket)
-        _event(ticket, actor, f"{', '.join(changed)} corrected by {actor.email}", settings)
+        _event(ticket, actor, f"{', '.join(changed)} corrected by {actor.email}", settings, event="triage")
     return changed
 
 

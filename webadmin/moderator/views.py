@@ -11,14 +11,27 @@ from flask_jwt_extended import current_user
 from werkzeug.exceptions import BadRequest, Forbidden, NotFound
 from werkzeug.wrappers import Response
 
-from models import PRIORITIES, STATUSES, Category, Skill, TicketMessage, record_audit
+from models import PRIORITIES, STATUSES, Category, Skill, Ticket, TicketMessage, User, record_audit, utcnow
 from models.users import normalise_skills
 from webadmin import ticket_actions
 from webadmin.forms import arg_choice, arg_int, form_choice, form_text
 from webadmin.moderator import bp
+from webadmin.moderator import queue as work_queue
+from webadmin.moderator.people import reassign_candidates
+from webadmin.moderator.queue import (
+    ANY_STATUS,
+    VIEW_LABELS,
+    VIEWS,
+    QueueFilters,
+    Windows,
+    capped_label,
+    list_queue,
+    view_counts,
+)
+from webadmin.moderator.timeline import timeline
 from webadmin.sanitize import safe_email_html
-from webadmin.security import staff_required
-from webadmin.tickets import TicketFilters, get_ticket_for, list_tickets, thread_of
+from webadmin.security import admin_required, staff_required
+from webadmin.tickets import can_view, get_ticket_for, thread_of
 
 logger = logging.getLogger(__name__)
 
@@ -37,22 +50,41 @@ def home() -> Response:
 @staff_required
 def queue() -> str:
     categories = tuple(Category.objects(active=True).distinct("name"))
-    filters = TicketFilters(
-        status=arg_choice("status", (*STATUSES, "active")) if "status" in request.args else "active",
+    view = arg_choice("view", VIEWS) or arg_choice("scope", ("mine", "unassigned")) or "all"
+    filters = QueueFilters(
+        view=view,
+        status=arg_choice("status", (*STATUSES, ANY_STATUS)),
         priority=arg_choice("priority", PRIORITIES),
         category=arg_choice("category", categories),
         search=request.args.get("q", "").replace("\x00", "").strip()[:200],
-        scope=arg_choice("scope", ("mine", "unassigned")),
     )
-    page = list_tickets(current_user, filters, arg_int("page", 1, 1, 100_000), arg_int("per_page", 25, 5, 100))
+    now = utcnow()
+    windows = Windows.for_now(now, _settings().sla_hours)
+    counts = view_counts(current_user, now, windows)
+    only_view = filters == QueueFilters(view=view)
+    page = list_queue(
+        current_user,
+        filters,
+        now,
+        windows,
+        arg_int("page", 1, 1, 100_000),
+        arg_int("per_page", 25, 5, 100),
+        total=counts[view] if only_view else None,
+    )
     pager_args = {
-        k: v for k, v in request.args.items() if k in ("status", "priority", "category", "q", "scope", "per_page")
+        k: v for k, v in request.args.items() if k in ("view", "status", "priority", "category", "q", "per_page")
     }
+    pager_args["view"] = view
     return render_template(
         "queue.html",
         page=page,
         pager_args=pager_args,
         filters=filters,
+        views=VIEWS,
+        view_labels=VIEW_LABELS,
+        counts={name: capped_label(n) for name, n in counts.items()},
+        now=now,
+        **_time_helpers(),
         statuses=STATUSES,
         priorities=PRIORITIES,
         categories=categories,
@@ -67,13 +99,25 @@ def ticket(number: int) -> str:
     return render_template(
         "ticket.html",
         ticket=ticket,
-        messages=messages,
+        messages=[m for m in messages if m.kind != "event"],
+        events=timeline(ticket, messages),
+        candidates=reassign_candidates(ticket) if current_user.role == "admin" else [],
         html_of=safe_email_html,
         statuses=STATUSES,
         priorities=PRIORITIES,
         categories=Category.objects(active=True).distinct("name"),
         skills=Skill.objects(active=True).distinct("name"),
+        now=utcnow(),
+        **_time_helpers(),
     )
+
+
+def _time_helpers() -> dict[str, object]:
+    return {
+        "is_overdue": work_queue.is_overdue,
+        "customer_replied": work_queue.customer_replied,
+        "relative": work_queue.relative,
+    }
 
 
 def _back(number: int, message: str) -> Response:
@@ -110,7 +154,52 @@ def status(number: int) -> Response:
 def escalate(number: int) -> Response:
     ticket = get_ticket_for(current_user, number)
     ticket_actions.escalate(ticket, current_user, form_text("reason", max_length=2000), _settings())
-    return _back(number, "Escalated to the admins.")
+    who = ticket.assignee.email if ticket.assignee else "no admin (none is active)"
+    return _back_or_queue(ticket, f"Escalated: the admins were emailed; the ticket is now with {who}.")
+
+
+@bp.post("/tickets/<int:number>/assign")
+@admin_required
+def assign(number: int) -> Response:
+    ticket = get_ticket_for(current_user, number)
+    address = request.form.get("assignee", "").strip()
+    assignee = User.by_email(address) if address else None
+    if assignee is None or not assignee.is_staff or not assignee.active:
+        raise BadRequest("Pick an active moderator or admin.")
+    ticket_actions.assign(
+        ticket, current_user, assignee, form_text("reason", max_length=500, required=False), _settings()
+    )
+    return _back(number, f"Assigned to {assignee.email}.")
+
+
+@bp.post("/tickets/<int:number>/deescalate")
+@admin_required
+def deescalate(number: int) -> Response:
+    ticket = get_ticket_for(current_user, number)
+    if not ticket.escalated:
+        raise BadRequest("This ticket is not escalated.")
+    ticket_actions.deescalate(ticket, current_user, form_text("reason", max_length=2000, required=False), _settings())
+    return _back(number, "De-escalated: the ticket is open again.")
+
+
+@bp.post("/tickets/<int:number>/handback")
+@staff_required
+def hand_back(number: int) -> Response:
+    ticket = get_ticket_for(current_user, number)
+    if ticket.assignee is None:
+        raise BadRequest("Nobody has this ticket: routing will pick it up.")
+    if current_user.role != "admin" and ticket.assignee != current_user:
+        raise Forbidden("Only its assignee or an admin can hand a ticket back.")
+    ticket_actions.hand_back(ticket, current_user, _settings())
+    return _back_or_queue(ticket, f"#{number} went back to routing; the daemon assigns it again shortly.")
+
+
+def _back_or_queue(ticket: Ticket, message: str) -> Response:
+    """Back to the ticket when the user may still see it, else to the queue."""
+    flash(message)
+    if can_view(current_user, ticket):
+        return redirect(url_for("moderator.ticket", number=ticket.number))
+    return redirect(url_for("moderator.queue"))
 
 
 @bp.post("/tickets/<int:number>/take")
