@@ -10,6 +10,7 @@ from config import Settings
 from models import Ticket
 from triage.injection import injection_signals
 from triage.injection_policy import unsteered_input
+from triage.notes import notes_for, with_notes
 from triage.provider import ProviderUnavailable, Taxonomy
 from triage.queue import claim_due, release_with_failure, worker_id
 from triage.routing import escalate_ticket, route_ticket
@@ -47,12 +48,13 @@ def process_ticket(ticket: Ticket, worker: str, provider, taxonomy: Taxonomy, se
     retry_after = 0.0
     try:
         item = ticket_input(ticket)
-        result = provider.triage(item, taxonomy)
+        notes = notes_for(ticket, item, settings.model_dir)  # similar earlier tickets and facts: stored, and context
+        result = provider.triage(with_notes(item, notes), taxonomy)
         baseline = None
         if result.injection_suspected or injection_signals(f"{item.subject}\n{item.body}"):
             baseline = LocalProvider(settings).triage(unsteered_input(item), taxonomy)  # the non-LLM estimate
         result, signals = guard_result(result, item, taxonomy, baseline)
-        if apply_result(ticket, result, signals, worker, settings) and ticket.assignee is None:
+        if apply_result(ticket, result, signals, worker, settings, notes) and ticket.assignee is None:
             route_ticket(ticket, "system:triage", settings)
         return
     except ProviderUnavailable as error:
@@ -76,7 +78,7 @@ def sla_job(settings: Settings, now: dt.datetime | None = None) -> None:
 
 
 def retrain_job(settings: Settings) -> None:
-    """Retrain the offline model from taxonomy seeds and moderators' corrections."""
-    from triage.training import train_from_database
+    """Retrain the offline model from taxonomy seeds and moderators' corrections; rebuild the similar-ticket index."""
+    from triage.training import retrain
 
-    train_from_database(settings)
+    retrain(settings)

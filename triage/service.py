@@ -12,6 +12,7 @@ from models.tickets import sla_due
 from triage.injection import injection_signals
 from triage.injection_policy import clipped_baseline, constrain_flagged
 from triage.local import ModelStore
+from triage.notes import ticket_fields
 from triage.provider import ProviderError, ProviderUnavailable, Taxonomy, TriageInput, TriageResult
 
 logger = logging.getLogger(__name__)
@@ -83,16 +84,27 @@ def guard_result(
     return result, signals
 
 
-def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worker: str, settings: Settings) -> bool:
-    """Write the result (sparing fields a human set); False if the claim was lost meanwhile."""
+def apply_result(
+    ticket: Ticket,
+    result: TriageResult,
+    signals: list[str],
+    worker: str,
+    settings: Settings,
+    notes: dict | None = None,
+) -> bool:
+    """Write the result (sparing fields a human set) and the notes (triage/notes.py); False if the claim
+    was lost meanwhile."""
     from triage.queue import complete
 
     human = set(ticket.triage.human_fields or [])
-    low = sorted(
-        f
-        for f in ("category", "priority")
-        if f not in human and result.confidence.get(f, 0.0) < settings.triage_review_threshold
-    )
+    if result.auto_route is None:  # no data-chosen threshold: the configured one, on category and priority
+        low = sorted(
+            f
+            for f in ("category", "priority")
+            if f not in human and result.confidence.get(f, 0.0) < settings.triage_review_threshold
+        )
+    else:  # the offline model's threshold, chosen at retrain for >= 90% held-out category accuracy
+        low = [] if result.auto_route or "category" in human else ["category"]
     reasons = list(ticket.security_flags or [])
     if result.injection_suspected:
         reasons.append(
@@ -116,6 +128,8 @@ def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worke
         "triage.completed_at": now,
         "triage.last_error": None,
     }
+    if notes is not None:
+        changes.update(ticket_fields(notes))
     if "category" not in human:
         changes["category"] = result.category or None
     if "priority" not in human:

@@ -41,15 +41,20 @@ def guess_language(text: str) -> str:
 
 
 def ticket_input(ticket: Ticket) -> TriageInput:
-    """The subject and the first inbound message's new text of `ticket`."""
+    """The subject, the first inbound message's new text and its attachments' names (inline images left out)."""
     message = (  # the (ticket, created_at) index
-        TicketMessage.objects(ticket=ticket.id, kind="inbound").order_by("created_at").only("new_text", "text").first()
+        TicketMessage.objects(ticket=ticket.id, kind="inbound")
+        .order_by("created_at")
+        .only("new_text", "text", "attachments.filename", "attachments.inline")
+        .first()
     )
-    body = ""
+    body, attachments = "", ()
     if message is not None:
         body = message.new_text or strip_quotes(message.text or "")
+        attachments = tuple(clean(a.filename or "", 200) for a in message.attachments or [] if not a.inline)
     return TriageInput(
         subject=clean(ticket.subject, MAX_SUBJECT_CHARS),
         body=clean(body, MAX_BODY_CHARS),
         language_hint=ticket.language or "",
+        attachments=attachments,
     )
