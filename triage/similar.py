@@ -89,6 +89,12 @@ class SimilarIndexStore:
         joblib.dump(index, temporary)
         os.replace(temporary, self.path)  # readers see the old or the new file, never half of one
 
+    def remove(self) -> None:
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
     def load(self) -> SimilarIndex | None:
         with self._lock:
             try:
@@ -146,10 +152,12 @@ def _with_bodies(batch: list[dict], messages):
 def build_similar_index(model_dir: str, limit: int = MAX_INDEXED_TICKETS) -> int:
     """Rebuild the index from the database and save it beside the model; the number of tickets indexed."""
     rows = list(_outcome_texts(limit))
-    if not rows:
+    store = index_store(model_dir)
+    if not rows:  # nothing resolved (yet, or any more): no index rather than a stale one
+        store.remove()
         return 0
     index = SimilarIndex.build([n for n, _ in rows], [t for _, t in rows])
-    index_store(model_dir).save(index)
+    store.save(index)
     logger.info("similar-ticket index built on %s resolved tickets", len(rows))
     return len(rows)
 

@@ -48,7 +48,8 @@ def ticket_input(ticket: Ticket) -> TriageInput:
         .only("new_text", "text", "attachments.filename", "attachments.inline")
         .first()
     )
-    body, attachments = "", ()
+    body = ""
+    attachments: tuple[str, ...] = ()
     if message is not None:
         body = message.new_text or strip_quotes(message.text or "")
         attachments = tuple(clean(a.filename or "", 200) for a in message.attachments or [] if not a.inline)
