@@ -45,7 +45,7 @@ def index_text(subject: str, body: str) -> str:
 
 @dataclass
 class SimilarIndex:
-    transformer: Any  # TfidfTransformer fitted on the indexed tickets (idf of dropped terms is 0)
+    idf: np.ndarray  # per hashed term, 0 for terms dropped as too common (float32)
     postings: Any  # csr matrix, terms x tickets: one row (an inverted list) per hashed term
     numbers: np.ndarray  # ticket number of each column
 
@@ -57,21 +57,38 @@ class SimilarIndex:
         transformer.idf_ = np.where(document_frequency > MAX_COMMON_SHARE * len(texts), 0.0, transformer.idf_)
         matrix = transformer.transform(counts).astype(np.float32)
         matrix.eliminate_zeros()
-        return cls(transformer=transformer, postings=matrix.T.tocsr(), numbers=np.asarray(numbers, dtype=np.int64))
+        return cls(
+            idf=np.asarray(transformer.idf_, dtype=np.float32),
+            postings=matrix.T.tocsr(),
+            numbers=np.asarray(numbers, dtype=np.int64),
+        )
 
-    def vector(self, text: str):
-        return self.transformer.transform(_hasher().transform([text])).astype(np.float32)
+    def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(terms, weights) of `text`: sublinear tf x idf, L2-normalised, as the indexed tickets were."""
+        counts = _hasher().transform([text])
+        weights = (1.0 + np.log(counts.data)) * self.idf[counts.indices]
+        keep = weights > 0
+        terms, weights = counts.indices[keep], weights[keep]
+        norm = float(np.sqrt(np.dot(weights, weights)))
+        return terms, (weights / norm if norm else weights)
 
     def nearest(self, text: str, before: int, count: int = 3) -> list[tuple[int, float]]:
         """Up to `count` (ticket number, cosine similarity) of tickets numbered below `before`, best first."""
-        scores = self.vector(text) @ self.postings  # 1 x tickets, sparse: only tickets sharing a term
-        columns, values = scores.indices, scores.data
-        keep = (values >= MIN_SIMILARITY) & (self.numbers[columns] < before)
-        columns, values = columns[keep], values[keep]
-        if not len(columns):
+        terms, weights = self.vector(text)
+        if not len(terms):
             return []
-        top = np.argsort(-values, kind="stable")[:count]
-        return [(int(self.numbers[columns[i]]), round(float(values[i]), 3)) for i in top]
+        indptr, indices, data = self.postings.indptr, self.postings.indices, self.postings.data
+        spans = [(int(indptr[t]), int(indptr[t + 1]), w) for t, w in zip(terms, weights, strict=True)]
+        spans = [(a, b, w) for a, b, w in spans if b > a]
+        if not spans:
+            return []
+        columns = np.concatenate([indices[a:b] for a, b, _ in spans])
+        values = np.concatenate([data[a:b] * w for a, b, w in spans])
+        scores = np.bincount(columns, weights=values, minlength=len(self.numbers))  # only the touched lists
+        candidates = np.flatnonzero(scores >= MIN_SIMILARITY)
+        candidates = candidates[self.numbers[candidates] < before]
+        top = candidates[np.argsort(-scores[candidates], kind="stable")[:count]]
+        return [(int(self.numbers[i]), round(float(scores[i]), 3)) for i in top]
 
 
 class SimilarIndexStore:
