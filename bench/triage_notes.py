@@ -118,23 +118,36 @@ def main() -> None:
             print(f"index: {indexed} resolved tickets in {time.perf_counter() - began:.1f} s, {size:.1f} MB on disk")
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             tickets = new_tickets(NEW)
-            timings, found, facts = [], 0, 0
+            timings, stages, found, facts = [], {"input": [], "notes": [], "summary": []}, 0, 0
             for ticket in tickets:
                 started = time.perf_counter()
                 item = ticket_input(ticket)
+                read = time.perf_counter()
                 notes = notes_for(ticket, item, model_dir)
                 notes_text(notes)
+                noted = time.perf_counter()
                 extractive_summary(item.subject, item.body)
-                timings.append((time.perf_counter() - started) * 1000)
+                ended = time.perf_counter()
+                timings.append((ended - started) * 1000)
+                stages["input"].append((read - started) * 1000)
+                stages["notes"].append((noted - read) * 1000)
+                stages["summary"].append((ended - noted) * 1000)
                 found += bool(notes["similar_tickets"])
                 facts += bool(notes["facts"])
             rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         timings.sort()
         p95 = timings[int(0.95 * (len(timings) - 1))]
+        mean = statistics.mean(timings)
         print(
             f"notes per ticket at {TICKETS} tickets ({NEW} new tickets, one at a time, input read included): "
-            f"p50 {statistics.median(timings):.1f} ms, p95 {p95:.1f} ms, mean {statistics.mean(timings):.1f} ms, "
-            f"max {timings[-1]:.1f} ms (goal < 50 ms: {'met' if p95 < 50 else 'NOT met'})"
+            f"p50 {statistics.median(timings):.1f} ms, p95 {p95:.1f} ms, mean {mean:.1f} ms, "
+            f"max {timings[-1]:.1f} ms (goal < 50 ms per ticket: mean {'met' if mean < 50 else 'NOT met'}, "
+            f"p95 {'met' if p95 < 50 else 'NOT met'})"
+        )
+        print(
+            "by stage, p50 / mean ms: "
+            + ", ".join(f"{k} {statistics.median(v):.1f} / {statistics.mean(v):.1f}" for k, v in stages.items())
+            + " (input: the triage job reads it anyway; notes: facts, index, similar tickets and their replies)"
         )
         print(f"similar tickets found for {found}/{NEW}, facts for {facts}/{NEW}")
         print(f"max RSS {rss_before:.0f} MB before the queries, {rss_after:.0f} MB after (index memory-mapped)")
