@@ -77,6 +77,8 @@ class Ticket(Document):
     language = StringField(max_length=16)
     summary = StringField(default="")
     helpful_notes = StringField(default="")
+    facts = DictField()  # triage notes: kind ("order_numbers", "error_codes", ...) -> values found in the email
+    similar_tickets = ListField(DictField())  # triage notes: {number, similarity, subject, status, category, reply}
 
     requester = ReferenceField(User)
     requester_email = StringField(required=True)

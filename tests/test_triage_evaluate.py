@@ -56,6 +56,23 @@ def test_evaluate_prints_one_json_object_with_baselines(settings, tmp_path):
         assert set(scores["category"]) == {"accuracy", "macro_f1"} and "f1_micro" in scores["skills"]
     assert report["offline"]["category"]["accuracy"] > 0.9 > report["majority"]["category"]["accuracy"]
     assert report["offline"]["priority"]["accuracy"] > 0.9
+    route = report["offline"]["auto_route"]  # chosen on held-out folds of the training file, applied to the test
+    assert set(route) == {"threshold", "share", "accuracy"} and route["threshold"] is not None
+    assert route["share"] > 0.5 and route["accuracy"] >= 0.9
+
+
+def test_auto_route_threshold_never_sees_the_test_file(settings, tmp_path):
+    train = _write(tmp_path / "train.csv", _synthetic(120, 1))
+    clean, flipped = _synthetic(60, 2), _synthetic(60, 2)
+    for row in flipped:  # same texts, every category wrong: the threshold must not move
+        row[2] = {"Billing": "Network", "Network": "Accounts", "Accounts": "Billing"}[row[2]]
+    reports = []
+    for name, rows in (("clean", clean), ("flipped", flipped)):
+        result = _invoke(settings, "--train", train, "--test", _write(tmp_path / f"{name}.csv", rows))
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(result.stdout)["offline"]["auto_route"])
+    assert reports[0]["threshold"] == reports[1]["threshold"] and reports[0]["share"] == reports[1]["share"]
+    assert reports[0]["accuracy"] >= 0.9 and reports[1]["accuracy"] == 0.0
 
 
 def test_missing_column_is_a_clear_error(settings, tmp_path):

@@ -37,7 +37,7 @@ def test_default_taxonomy_is_seeded_once(db):
 def test_fresh_install_gives_a_useful_answer(db, settings, subject, body, category, language):
     result = LocalProvider(settings).triage(TriageInput(subject, body), load_taxonomy())
     assert result.category == category and result.language == language
-    assert result.summary.startswith(subject) and result.provider == "local"
+    assert result.summary and result.summary in body and result.provider == "local"  # the customer's own sentence
     assert 0.0 <= result.confidence["category"] <= 1.0
 
 

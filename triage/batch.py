@@ -1,5 +1,8 @@
 """Triage of a claimed batch: read its texts at once, classify at once, write the results with one bulk write.
 
+Each ticket's notes (facts and similar earlier tickets, triage/notes.py) are stored with its result and given
+to the provider as context.
+
 A result is written only while this worker still holds the ticket's claim (the same conditional update as
 triage.queue.complete, as one `bulk_write` of UpdateOne); the tickets written are then routed together
 (triage/routing_batch.py). A failure is recorded on its ticket, and the ones beside it carry on.
@@ -21,6 +24,7 @@ from models.tickets import TRIAGE_LEASE
 from triage import routing_batch
 from triage.injection import injection_signals
 from triage.injection_policy import unsteered_input
+from triage.notes import notes_for, with_notes
 from triage.provider import ProviderUnavailable, Taxonomy, TriageInput, TriageResult
 from triage.queue import ownership, release_with_failure
 from triage.routing import escalate_ticket
@@ -64,7 +68,9 @@ def triage_batch(
     """Triage, write and route `tickets` (claimed by `worker`); `waiting` is the queue's length (the Gemini cut-off)."""
     outcome = BatchOutcome()
     items = ticket_inputs(tickets)
-    results = classify_batch(provider, items, taxonomy, settings, waiting)
+    notes = [_notes(ticket, item, settings) for ticket, item in zip(tickets, items, strict=True)]
+    with_context = [with_notes(item, n) if n else item for item, n in zip(items, notes, strict=True)]
+    results = classify_batch(provider, with_context, taxonomy, settings, waiting)
     try:
         baselines = _baselines(items, results, taxonomy, settings)
     except Exception as problem:  # noqa: BLE001 - without the cap a flagged result must not be stored
@@ -81,7 +87,7 @@ def triage_batch(
             continue
         try:
             guarded, signals = guard_result(result, item, taxonomy, baselines.get(index))
-            staged.append((ticket, result_changes(ticket, guarded, signals, settings, now)))
+            staged.append((ticket, result_changes(ticket, guarded, signals, settings, now, notes[index])))
         except Exception as error:  # noqa: BLE001 - recorded on the ticket
             logger.exception("ticket #%s: triage failed", ticket.number)
             failures.append((ticket, error))
@@ -110,6 +116,15 @@ def triage_batch(
         outcome.failed += 1
         _record_failure(ticket, worker, failure, settings)
     return outcome
+
+
+def _notes(ticket: Ticket, item: TriageInput, settings: Settings) -> dict | None:
+    """Facts and similar earlier tickets (triage/notes.py); None when they cannot be had: triage goes on."""
+    try:
+        return notes_for(ticket, item, settings.model_dir)
+    except Exception:  # noqa: BLE001 - notes are a help, never a reason to fail triage
+        logger.exception("ticket #%s: helpful notes not computed", ticket.number)
+        return None
 
 
 def _apply_in_memory(ticket: Ticket, changes: dict) -> None:

@@ -36,9 +36,21 @@ def evaluate_command(train_path: str, test_path: str) -> None:
 
 @triage_cli.command("retrain")
 def retrain_command() -> None:
-    """Retrain the offline model from taxonomy seeds and moderators' corrections now."""
-    from triage.training import human_examples, train_from_database
+    """Retrain the offline model from taxonomy seeds and moderators' corrections now; rebuild the similar-ticket
+    index and choose the review threshold from held-out corrections."""
+    from triage.training import human_examples, retrain
 
     settings = current_app.extensions["settings"]
-    model = train_from_database(settings)
+    model, indexed = retrain(settings)
     click.echo(f"retrained on {len(human_examples(model.taxonomy))} corrected tickets; saved to {settings.model_dir}")
+    click.echo(f"similar-ticket index: {indexed} resolved tickets")
+    route = model.auto_route
+    if route is None:
+        click.echo("review threshold: too few corrected tickets to choose one; TRIAGE_REVIEW_THRESHOLD applies")
+    elif route["threshold"] is None:
+        click.echo("review threshold: no confidence reached 90% held-out accuracy; every ticket needs review")
+    else:
+        click.echo(
+            f"review threshold {route['threshold']}: {route['share']:.0%} routed without review "
+            f"(held-out accuracy {route['accuracy']:.0%}), {1 - route['share']:.0%} need review"
+        )

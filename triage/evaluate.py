@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from triage.autoroute import applied, held_out_threshold
 from triage.dataset import DatasetError, LabelledTicket
 from triage.local import Example, OfflineModel, model_text
 from triage.provider import Taxonomy, TriageInput
@@ -98,6 +99,16 @@ def offline_scores(train: list[LabelledTicket], test: list[LabelledTicket]) -> d
         }
         for name in ("category", "priority")
     }
+    # the review threshold chosen on the training CSV alone (held-out folds), applied to the test CSV
+    route = held_out_threshold(taxonomy, examples, seeds=[], keywords={})
+    threshold = route.threshold if route is not None else None
+    on_test = applied(
+        threshold,
+        [x.category == r.category for x, r in zip(results, test, strict=True)],
+        [x.confidence.get("category", 0.0) for x in results],
+    )
+    scores["auto_route"] = on_test.as_dict()
+    scores["auto_route_held_out"] = route.as_dict() if route is not None else None
     scores["train_seconds"] = round(trained - started, 2)
     scores["tickets_per_second"] = round(len(test) / max(predicted - trained, 1e-9), 1)
     return scores

@@ -65,7 +65,7 @@ def sla_job(settings: Settings, now: dt.datetime | None = None) -> None:
 
 
 def retrain_job(settings: Settings) -> None:
-    """Retrain the offline model from taxonomy seeds and moderators' corrections."""
-    from triage.training import train_from_database
+    """Retrain the offline model from taxonomy seeds and moderators' corrections; rebuild the similar-ticket index."""
+    from triage.training import retrain
 
-    train_from_database(settings)
+    retrain(settings)

@@ -33,8 +33,10 @@ from sklearn.linear_model import RidgeClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.svm import LinearSVC
 
+from triage.facts import extract_facts, facts_lines
 from triage.injection import injection_signals
 from triage.provider import Taxonomy, TriageInput, TriageResult
+from triage.summary import extractive_summary
 from triage.textprep import guess_language
 
 logger = logging.getLogger(__name__)
@@ -155,6 +157,7 @@ class OfflineModel:
     memory_t: Any = None
     memory_labels: list[tuple[str | None, str | None, str]] = field(default_factory=list)
     skills_per_ticket: int = 1
+    auto_route: dict | None = None  # {"threshold", "share", "accuracy"} chosen on held-out data (triage/autoroute.py)
 
     @classmethod
     def train(cls, taxonomy: Taxonomy, examples: list[Example], seeds: list[Example], keywords: dict[str, list[str]]):
@@ -224,13 +227,18 @@ class OfflineModel:
                 priority=priority,
                 required_skills=skills,
                 language=language,
-                summary=_summary(item),
-                helpful_notes=" ".join([*notes, *self._hints(texts[row], category, priority, conf)]),
+                summary=extractive_summary(item.subject, item.body),
+                helpful_notes="\n".join([*notes, _notes_text(item)]).strip(),
                 confidence=conf,
                 injection_suspected=bool(injection_signals(f"{item.subject}\n{item.body}")),
                 provider="local",
             )
-            results.append(result.clipped_to(self.taxonomy))
+            result = result.clipped_to(self.taxonomy)
+            chosen = getattr(self, "auto_route", None)  # models saved before it have no such attribute
+            if chosen is not None:  # chosen at the last retrain; a None threshold: no level was accurate enough
+                threshold = chosen.get("threshold")
+                result.auto_route = threshold is not None and result.confidence["category"] >= threshold
+            results.append(result)
         return results
 
     def _features(self, texts: list[str], words=None):
@@ -267,25 +275,16 @@ class OfflineModel:
             return [], 0.2
         return list(chosen), float(np.mean(list(chosen.values())))
 
-    def _hints(self, text: str, category: str, priority: str, conf: dict[str, float]) -> list[str]:
-        hints = [
-            f"Suggested {category or 'no category'} ({conf['category']:.0%}), {priority} ({conf['priority']:.0%})."
-        ]
-        matched = [w for words in self.keywords.values() for w in words if _contains(text, w)]
-        if matched:
-            hints.append("Mentions: " + ", ".join(dict.fromkeys(matched[:8])) + ".")
-        return hints
-
 
 def _contains(text: str, word: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
 
 
-def _summary(item: TriageInput) -> str:
-    """The subject and the body's first sentence, capped (the offline model does not write prose)."""
-    first = re.split(r"(?<=[.!?])\s+", " ".join(item.body.split()), maxsplit=1)[0] if item.body else ""
-    parts = [p for p in (item.subject.strip(), first) if p]
-    return " — ".join(parts)[:280]
+def _notes_text(item: TriageInput) -> str:
+    """The notes computed before triage (similar tickets, facts: `TriageInput.context`), else the facts alone."""
+    if item.context:
+        return item.context
+    return "\n".join(facts_lines(extract_facts(item.subject, item.body, item.attachments)))
 
 
 class ModelStore:

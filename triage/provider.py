@@ -26,6 +26,8 @@ class TriageInput:
     subject: str
     body: str
     language_hint: str = ""
+    attachments: tuple[str, ...] = ()  # file names of the first message's attachments
+    context: str = ""  # helpful notes computed before triage (similar earlier tickets, facts): data, not the email
 
 
 @dataclass
@@ -40,6 +42,7 @@ class TriageResult:
     injection_suspected: bool = False
     provider: str = ""
     tokens_used: int = 0
+    auto_route: bool | None = None  # the offline model's data-chosen verdict; None: the configured threshold applies
 
     def clipped_to(self, taxonomy: Taxonomy) -> TriageResult:
         """Force every closed-list field into `taxonomy`; out-of-list values fall back with confidence 0."""
@@ -65,6 +68,7 @@ class TriageResult:
             injection_suspected=self.injection_suspected,
             provider=self.provider,
             tokens_used=self.tokens_used,
+            auto_route=self.auto_route,
         )
 
 

@@ -14,6 +14,7 @@ from models import Ticket, utcnow
 from models.tickets import sla_due
 from triage.injection import injection_signals
 from triage.injection_policy import clipped_baseline, constrain_flagged
+from triage.notes import ticket_fields
 from triage.provider import ProviderError, ProviderUnavailable, Taxonomy, TriageInput, TriageResult
 
 if TYPE_CHECKING:
@@ -161,15 +162,24 @@ def guard_result(
 
 
 def result_changes(
-    ticket: Ticket, result: TriageResult, signals: list[str], settings: Settings, now: dt.datetime
+    ticket: Ticket,
+    result: TriageResult,
+    signals: list[str],
+    settings: Settings,
+    now: dt.datetime,
+    notes: dict | None = None,
 ) -> dict[str, object]:
-    """The fields a result sets on `ticket` (sparing fields a human set), with the state: review or done."""
+    """The fields a result sets on `ticket` (sparing fields a human set), with the state: review or done, and
+    the notes (triage/notes.py) when given."""
     human = set(ticket.triage.human_fields or [])
-    low = sorted(
-        f
-        for f in ("category", "priority")
-        if f not in human and result.confidence.get(f, 0.0) < settings.triage_review_threshold
-    )
+    if result.auto_route is None:  # no data-chosen threshold: the configured one, on category and priority
+        low = sorted(
+            f
+            for f in ("category", "priority")
+            if f not in human and result.confidence.get(f, 0.0) < settings.triage_review_threshold
+        )
+    else:  # the offline model's threshold, chosen at retrain for >= 90% held-out category accuracy
+        low = [] if result.auto_route or "category" in human else ["category"]
     reasons = list(ticket.security_flags or [])
     if result.injection_suspected:
         reasons.append(
@@ -193,6 +203,8 @@ def result_changes(
     }
     if result.language or ticket.language:  # never null: the text index reads `language` as its language override
         changes["language"] = result.language or ticket.language
+    if notes is not None:
+        changes.update(ticket_fields(notes))
     if "category" not in human:
         changes["category"] = result.category or None
     if "priority" not in human:
@@ -203,11 +215,18 @@ def result_changes(
     return changes
 
 
-def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worker: str, settings: Settings) -> bool:
-    """Write the result (sparing fields a human set); False if the claim was lost meanwhile."""
+def apply_result(
+    ticket: Ticket,
+    result: TriageResult,
+    signals: list[str],
+    worker: str,
+    settings: Settings,
+    notes: dict | None = None,
+) -> bool:
+    """Write the result (sparing fields a human set) and the notes; False if the claim was lost meanwhile."""
     from triage.queue import complete
 
-    if not complete(ticket, worker, result_changes(ticket, result, signals, settings, utcnow())):
+    if not complete(ticket, worker, result_changes(ticket, result, signals, settings, utcnow(), notes)):
         logger.warning("ticket #%s: lost its triage claim; result discarded", ticket.number)
         return False
     ticket.reload()

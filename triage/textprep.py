@@ -44,7 +44,7 @@ def guess_language(text: str) -> str:
 
 
 def ticket_input(ticket: Ticket) -> TriageInput:
-    """The subject and the first inbound message's new text of `ticket`."""
+    """The subject, the first inbound message's new text and its attachments' names (inline images left out)."""
     return ticket_inputs([ticket])[0]
 
 
@@ -53,7 +53,7 @@ def ticket_inputs(tickets: list[Ticket]) -> list[TriageInput]:
     first: dict[ObjectId, dict] = {}
     rows = TicketMessage._get_collection().find(
         {"ticket": {"$in": [t.id for t in tickets]}, "kind": "inbound"},
-        {"ticket": 1, "new_text": 1, "text": 1, "created_at": 1},
+        {"ticket": 1, "new_text": 1, "text": 1, "created_at": 1, "attachments.filename": 1, "attachments.inline": 1},
     )
     for row in sorted(rows, key=lambda r: r.get("created_at") or dt.datetime.max):
         first.setdefault(row["ticket"], row)
@@ -61,11 +61,14 @@ def ticket_inputs(tickets: list[Ticket]) -> list[TriageInput]:
     for ticket in tickets:
         message = first.get(ticket.id) or {}
         body = message.get("new_text") or strip_quotes(message.get("text") or "")
+        files = message.get("attachments") or []
+        attachments = tuple(clean(a.get("filename") or "", 200) for a in files if not a.get("inline"))
         items.append(
             TriageInput(
                 subject=clean(ticket.subject, MAX_SUBJECT_CHARS),
                 body=clean(body, MAX_BODY_CHARS),
                 language_hint=ticket.language or "",
+                attachments=attachments,
             )
         )
     return items

@@ -6,6 +6,7 @@ import logging
 
 from config import Settings
 from models import Category, Skill, Ticket
+from triage.autoroute import held_out_threshold
 from triage.local import PRIORITY_SEEDS, Example, ModelStore, OfflineModel
 from triage.provider import Taxonomy
 from triage.taxonomy import load_taxonomy
@@ -59,12 +60,35 @@ def human_examples(taxonomy: Taxonomy) -> list[Example]:
     return examples
 
 
-def train_from_database(settings: Settings, taxonomy: Taxonomy | None = None) -> OfflineModel:
-    """Fit a model on seeds and corrections and save it to MODEL_DIR."""
+def train_from_database(
+    settings: Settings, taxonomy: Taxonomy | None = None, choose_threshold: bool = False
+) -> OfflineModel:
+    """Fit a model on seeds and corrections and save it to MODEL_DIR; with `choose_threshold`, also choose the
+    confidence above which it routes without review, on held-out folds of the corrections (three more fits)."""
     taxonomy = taxonomy or load_taxonomy()
     seeds, keywords = taxonomy_seeds(taxonomy)
     examples = human_examples(taxonomy)
     model = OfflineModel.train(taxonomy, examples, seeds, keywords)
+    if choose_threshold:
+        route = held_out_threshold(taxonomy, examples, seeds, keywords)
+        model.auto_route = route.as_dict() if route is not None else None
     ModelStore(settings.model_dir).save(model)
     logger.info("offline triage model trained on %s corrected tickets and %s seeds", len(examples), len(seeds))
+    if model.auto_route is not None:
+        logger.info(
+            "review threshold %s: %.0f%% of held-out tickets routed without review (accuracy %s), %.0f%% need review",
+            model.auto_route["threshold"],
+            100 * model.auto_route["share"],
+            model.auto_route["accuracy"],
+            100 * (1 - model.auto_route["share"]),
+        )
     return model
+
+
+def retrain(settings: Settings) -> tuple[OfflineModel, int]:
+    """The scheduled retrain: the model with a data-chosen review threshold, then the similar-ticket index
+    beside it (triage/similar.py); returns the model and how many tickets the index holds."""
+    from triage.similar import build_similar_index
+
+    model = train_from_database(settings, choose_threshold=True)
+    return model, build_similar_index(settings.model_dir)
