@@ -23,7 +23,8 @@ def _key(scopes: list[str] | None = None) -> dict[str, str]:
 
 def test_key_creates_a_ticket_through_the_email_pipeline(app, settings, mail) -> None:
     client = app.test_client()
-    attachment = {"filename": "df.txt", "content_type": "text/plain", "content_base64": base64.b64encode(b"90%").decode()}
+    encoded = base64.b64encode(b"90%").decode()
+    attachment = {"filename": "df.txt", "content_type": "text/plain", "content_base64": encoded}
     response = client.post("/api/tickets", json={**BODY, "attachments": [attachment]}, headers=_key())
     assert response.status_code == 201, response.get_json()
     created = response.get_json()
@@ -81,7 +82,8 @@ def test_bad_input_gets_a_4xx_with_a_message(app) -> None:
         response = client.post("/api/tickets", json=body, headers=headers)
         assert response.status_code == 422, (body, response.get_json())
         assert words in str(response.get_json()), (body, response.get_json())
-    assert client.post("/api/tickets", data="{", headers={**headers, "Content-Type": "application/json"}).status_code == 400
+    broken = client.post("/api/tickets", data="{", headers={**headers, "Content-Type": "application/json"})
+    assert broken.status_code == 400
     assert WebSubmission.objects.count() == 0
 
 
@@ -104,9 +106,8 @@ def test_admin_creates_a_key_shown_once_and_revokes_it(app, settings) -> None:
     make_user("admin@example.test", role="admin")
     client = app.test_client()
     csrf = cookie_login(client, "admin@example.test", PASSWORD)
-    created = client.post(
-        "/admin/api_keys/new/", data={"name": "shop", "scopes": "tickets:create", "csrf_token": csrf}, follow_redirects=True
-    )
+    form = {"name": "shop", "scopes": "tickets:create", "csrf_token": csrf}
+    created = client.post("/admin/api_keys/new/", data=form, follow_redirects=True)
     page = created.get_data(as_text=True)
     [key] = re.findall(r"hdk_[0-9a-f]{8}_[A-Za-z0-9_-]{43}", page)
     record = ApiKey.objects.get(name="shop")

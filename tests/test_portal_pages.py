@@ -24,7 +24,8 @@ def _email_ticket(settings, subject: str, sender: str = "ada@customer.test") -> 
 
 def _sign_in(client, settings, mail, address: str, already: int = 0) -> None:  # noqa: ANN001
     """Ask for a sign-in link, take it from the sink and use it."""
-    response = client.post("/portal/sign-in", data={"email": address, "form_token": form_token(client, "/portal/sign-in")})
+    token = form_token(client, "/portal/sign-in")
+    response = client.post("/portal/sign-in", data={"email": address, "form_token": token})
     assert response.status_code == 200
     message = sent_emails(settings, mail, already + 1)[already]
     path = link_in(message, "/portal/sign-in/")
