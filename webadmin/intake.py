@@ -24,6 +24,7 @@ from models.links import status_url
 from models.submissions import WebSubmission, new_token, token_hash
 
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
+CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 MAX_SUBJECT = 200
 MAX_TEXT = 50_000
 MAX_NAME = 100
@@ -51,14 +52,21 @@ class NewTicket:
 
 
 def clean_line(value: str, limit: int) -> str:
-    """One line of text safe for a header: no control, bidi or zero-width characters."""
-    kept = "".join(" " if ch in "\r\n\t" else ch for ch in value if unicodedata.category(ch) not in ("Cc", "Cf"))
+    """One line of text safe for a header: no control, bidi, zero-width or lone surrogate characters."""
+    kept = "".join(" " if ch in "\r\n\t" else ch for ch in value if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
     return " ".join(kept.split())[:limit]
+
+
+def clean_text(value: str) -> str:
+    """A body: NULs and lone surrogates (which no encoding can write) removed."""
+    return "".join(ch for ch in value if ch != "\x00" and unicodedata.category(ch) != "Cs").strip()
 
 
 def clean_address(value: str, settings: Settings) -> str:
     address = value.strip().lower()
-    if len(address) > 254 or not EMAIL_PATTERN.match(address):
+    if len(address) > 254 or not EMAIL_PATTERN.match(address) or ".." in address or ".@" in address:
+        raise SubmissionRefused("Please enter a valid email address.")
+    if address.startswith(".") or "-." in address.split("@")[1] or address.split("@")[1].startswith("-"):
         raise SubmissionRefused("Please enter a valid email address.")
     ours = {settings.support_address.lower(), settings.mail_default_sender.lower(), settings.imap_user.lower()}
     if address in ours:
@@ -69,7 +77,7 @@ def clean_address(value: str, settings: Settings) -> str:
 def validate_ticket(ticket: NewTicket, settings: Settings) -> NewTicket:
     """The ticket with clean fields, or SubmissionRefused saying what is wrong."""
     subject = clean_line(ticket.subject, MAX_SUBJECT)
-    text = ticket.text.replace("\x00", "").strip()
+    text = clean_text(ticket.text)
     if not subject:
         raise SubmissionRefused("Please give your request a subject.")
     if not text:
@@ -103,9 +111,12 @@ def build_message(
     domain = settings.support_address.rsplit("@", 1)[1]
     message_id = f"<web-{secrets.token_hex(16)}@{domain}>"
     message = EmailMessage()
-    message["From"] = Address(display_name=name, addr_spec=sender)
+    try:
+        message["From"] = Address(display_name=clean_line(name, MAX_NAME), addr_spec=sender)
+    except ValueError:  # the email package's stricter address grammar (a header defect)
+        raise SubmissionRefused("Please enter a valid email address.") from None
     message["To"] = settings.support_address
-    message["Subject"] = subject
+    message["Subject"] = clean_line(subject, MAX_SUBJECT + 20)
     message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     message["Message-ID"] = message_id
     message[SOURCE_HEADER] = source
@@ -114,9 +125,10 @@ def build_message(
         message["References"] = in_reply_to
     message.set_content(text)
     for upload in attachments:
-        maintype, _, subtype = (upload.content_type or "application/octet-stream").partition("/")
-        if not subtype or "\n" in upload.content_type:
-            maintype, subtype = "application", "octet-stream"
+        content_type = (upload.content_type or "").lower()
+        if not CONTENT_TYPE.match(content_type) or content_type.startswith(("multipart/", "message/")):
+            content_type = "application/octet-stream"  # never a container type: the bytes are opaque
+        maintype, _, subtype = content_type.partition("/")
         message.add_attachment(
             upload.data,
             maintype=maintype,

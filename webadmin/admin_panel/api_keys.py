@@ -18,9 +18,7 @@ from webadmin.admin_panel.base import SecureModelView
 
 class ApiKeyForm(Form):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)], description="Who uses it, e.g. 'shop'.")
-    scopes = SelectMultipleField(
-        "Scopes", choices=list(SCOPES), default=list(SCOPES), validators=[DataRequired()]
-    )
+    scopes = SelectMultipleField("Scopes", choices=list(SCOPES), default=list(SCOPES), validators=[DataRequired()])
 
 
 class ApiKeyView(SecureModelView):

@@ -140,6 +140,8 @@ def create_ticket(body: dict) -> tuple[dict, int, dict[str, str]]:
         submission, link = submit_api_ticket(
             ticket, settings, source=principal.replace("key:", "api-key:"), key=key, fingerprint=fingerprint
         )
+    except SubmissionRefused as exc:
+        abort(422, message=str(exc))
     except NotUniqueError:  # the same Idempotency-Key in a concurrent request: answer as the first
         earlier = WebSubmission.objects(key=key).only("ticket_number", "fingerprint").get()
         return _replay(earlier, fingerprint, settings)

@@ -70,7 +70,10 @@ def submit_ticket() -> Response:
             429,
         )
     confirm_url = url_for("portal.confirm", token="TOKEN", _external=False).replace("TOKEN", "{token}")
-    submit_web_ticket(ticket, config, client=this_client(), confirm_url=config.app_url.rstrip("/") + confirm_url)
+    try:
+        submit_web_ticket(ticket, config, client=this_client(), confirm_url=config.app_url.rstrip("/") + confirm_url)
+    except SubmissionRefused as exc:
+        return page("portal/new.html", 422, customer=customer, values=values, error=str(exc))
     return _sent()
 
 

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 from models import Ticket, TicketMessage, utcnow
 from models.tickets import OPEN_STATUSES
 from models.users import normalise_email
-from webadmin.intake import MAX_TEXT, submit_reply
+from webadmin.intake import MAX_TEXT, clean_text, submit_reply
 from webadmin.portal import bp
 from webadmin.portal.guard import customer_required, page, settings
 from webadmin.portal.submit import uploads
@@ -89,7 +89,7 @@ def reply(number: int) -> Response:
     """Hand the reply to the daemon as an email answering the ticket: it joins the thread exactly as an
     emailed reply (reopening a resolved ticket), and the assignee is notified."""
     found = own_ticket(number)
-    text = request.form.get("text", "").replace("\x00", "").strip()
+    text = clean_text(request.form.get("text", ""))
     if not text or len(text) > MAX_TEXT:
         flash(f"Please write your reply (at most {MAX_TEXT} characters).")
         return _back(number)
