@@ -121,3 +121,13 @@ def test_confirming_never_signs_staff_in(app, settings, mail) -> None:
     response = client.post(path, data={"form_token": form_token(client, path)})
     assert response.status_code == 200
     assert client.get_cookie("access_token_cookie") is None  # staff accounts need their password
+
+
+def test_portal_link_tokens_are_not_written_to_access_logs_in_full() -> None:
+    from models.links import redact_status_path
+
+    token = "Zx9" * 14
+    for path in (f"/portal/confirm/{token}", f"/portal/sign-in/{token}?a=1", f"/portal/from-status/{token}"):
+        line = redact_status_path(f'"POST {path} HTTP/1.1" 200')
+        assert token not in line and token[:6] + "..." in line, line
+    assert redact_status_path("/portal/tickets/12") == "/portal/tickets/12"
