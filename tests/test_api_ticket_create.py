@@ -123,3 +123,18 @@ def test_admin_creates_a_key_shown_once_and_revokes_it(app, settings) -> None:
     assert api.post("/api/tickets", json=BODY, headers={"Authorization": f"Bearer {key}"}).status_code == 401
     assert {e.action for e in AuditEvent.objects} >= {"api_key_create", "api_key_revoke"}
     assert User.objects(role="user").count() == 0  # nothing was ingested yet: the daemon creates requesters
+
+
+def test_a_short_api_ticket_is_triaged(app, settings) -> None:
+    """Regression: a ticket whose language triage cannot guess (a short monitoring alert) failed triage with
+    "found language override field in document with non-string type" (a null `language` under the text index)."""
+    from triage.jobs import triage_job
+
+    response = app.test_client().post(
+        "/api/tickets", json={**BODY, "subject": "Disk 7 above 90%", "description": "db-7: 91%"}, headers=_key()
+    )
+    assert response.status_code == 201
+    daemon_intake(settings)
+    triage_job(settings)
+    ticket = Ticket.objects.get(number=response.get_json()["number"])
+    assert ticket.triage.state in ("done", "review"), ticket.triage.last_error

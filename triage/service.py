@@ -116,6 +116,8 @@ def apply_result(ticket: Ticket, result: TriageResult, signals: list[str], worke
         "triage.completed_at": now,
         "triage.last_error": None,
     }
+    if changes["language"] is None:  # a null language breaks the text index's language override on DocumentDB
+        del changes["language"]
     if "category" not in human:
         changes["category"] = result.category or None
     if "priority" not in human:
