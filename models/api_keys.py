@@ -6,6 +6,7 @@ A key is `hdk_<prefix>_<secret>`: the prefix (8 characters) identifies it in lis
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 
@@ -15,6 +16,7 @@ from models.base import utcnow
 
 KEY_PREFIX = "hdk_"
 SCOPES = ("tickets:create",)
+LAST_USED_PRECISION = dt.timedelta(minutes=1)
 
 
 def api_key_hash(key: str) -> str:
@@ -68,7 +70,9 @@ def find_api_key(key: str, scope: str) -> tuple[ApiKey | None, str]:
         return record, "revoked"
     if scope not in (record.scopes or []):
         return record, "scope"
-    ApiKey.objects(key_hash=record.key_hash).update_one(set__last_used_at=utcnow())
+    now = utcnow()
+    if record.last_used_at is None or now - record.last_used_at > LAST_USED_PRECISION:  # a write a minute at most
+        ApiKey.objects(key_hash=record.key_hash).update_one(set__last_used_at=now)
     return record, "ok"
 
 

@@ -147,3 +147,18 @@ def test_staff_are_sent_to_their_queue_and_sign_out_ends_the_session(app, settin
     assert client.post("/portal/sign-out", data={"csrf_token": csrf}).status_code == 302
     assert client.get("/portal/").status_code == 302
     assert User.objects.get(email="ada@customer.test").role == "user"
+
+
+def test_a_signed_in_customer_opens_a_request_without_another_confirmation(app, settings, mail) -> None:
+    _email_ticket(settings, "VPN drops")
+    client = app.test_client()
+    _sign_in(client, settings, mail, "ada@customer.test")
+    token, csrf = form_token(client), client.get_cookie("csrf_access_token").value
+    form = {"subject": "Second printer", "text": "Also broken.", "email": "someone@else.test", "form_token": token}
+    assert client.post("/portal/new", data=form).status_code == 403  # a session's form needs its CSRF token
+    response = client.post("/portal/new", data={**form, "csrf_token": csrf})
+    assert response.status_code == 200 and "Request received" in response.get_data(as_text=True)
+    assert daemon_intake(settings) == 1
+    ticket = Ticket.objects.get(subject="Second printer")
+    assert ticket.requester_email == "ada@customer.test"  # the session's address, not the one typed
+    assert "Second printer" in client.get("/portal/").get_data(as_text=True)

@@ -149,10 +149,11 @@ def status_token_for(settings: Settings, submission_key: str) -> str:
     return digest.hexdigest()
 
 
-def submit_api_ticket(
-    ticket: NewTicket, settings: Settings, *, source: str, key: str, fingerprint: str
+def submit_ready_ticket(
+    ticket: NewTicket, settings: Settings, *, source: str, key: str, fingerprint: str = ""
 ) -> tuple[WebSubmission, str]:
-    """An API ticket, ready for the daemon with its number reserved now; (it, its status-link URL)."""
+    """A ticket from a confirmed address (an API caller, a signed-in customer), ready for the daemon with its
+    number reserved now; (it, its status-link URL)."""
     raw, message_id = build_message(
         sender=ticket.email,
         name=ticket.name,
@@ -165,7 +166,7 @@ def submit_api_ticket(
     token = status_token_for(settings, key)
     now = utcnow()
     submission = WebSubmission(
-        key=key,
+        key=key or secrets.token_hex(20),
         kind="ticket",
         state="ready",
         source=source,

@@ -28,7 +28,7 @@ from models.links import status_url
 from models.submissions import WebSubmission
 from webadmin.api import bp
 from webadmin.api.schemas import StrictSchema
-from webadmin.intake import NewTicket, SubmissionRefused, Upload, status_token_for, submit_api_ticket, validate_ticket
+from webadmin.intake import NewTicket, SubmissionRefused, Upload, status_token_for, submit_ready_ticket, validate_ticket
 
 logger = logging.getLogger(__name__)
 SCOPE = "tickets:create"
@@ -137,7 +137,7 @@ def create_ticket(body: dict) -> tuple[dict, int, dict[str, str]]:
         if earlier is not None:
             return _replay(earlier, fingerprint, settings)
     try:
-        submission, link = submit_api_ticket(
+        submission, link = submit_ready_ticket(
             ticket, settings, source=principal.replace("key:", "api-key:"), key=key, fingerprint=fingerprint
         )
     except SubmissionRefused as exc:

@@ -13,7 +13,14 @@ from werkzeug.wrappers import Response
 
 from models import next_ticket_number
 from models.submissions import confirm_submission, count_recent, find_confirmation
-from webadmin.intake import NewTicket, SubmissionRefused, Upload, submit_web_ticket, validate_ticket
+from webadmin.intake import (
+    NewTicket,
+    SubmissionRefused,
+    Upload,
+    submit_ready_ticket,
+    submit_web_ticket,
+    validate_ticket,
+)
 from webadmin.portal import bp
 from webadmin.portal.guard import (
     anonymous_form_ok,
@@ -68,6 +75,15 @@ def submit_ticket() -> Response:
             "We received several requests from this address or network in the last hour. "
             "Please wait a while, or reply to one of our emails instead.",
             429,
+        )
+    if customer is not None:  # signed in through a link we emailed: the address is confirmed already
+        submission, _link = submit_ready_ticket(ticket, config, source="portal", key="")
+        return outcome(
+            "Request received",
+            f"Thank you: your request is ticket #{submission.ticket_number}. We are sending you an "
+            "acknowledgement by email, and it appears in your requests in a moment.",
+            number=submission.ticket_number,
+            portal_link=True,
         )
     confirm_url = url_for("portal.confirm", token="TOKEN", _external=False).replace("TOKEN", "{token}")
     try:
