@@ -138,3 +138,29 @@ def test_a_short_api_ticket_is_triaged(app, settings) -> None:
     triage_job(settings)
     ticket = Ticket.objects.get(number=response.get_json()["number"])
     assert ticket.triage.state in ("done", "review"), ticket.triage.last_error
+
+
+def test_the_endpoint_is_in_the_openapi_document(app) -> None:
+    spec = app.test_client().get("/api/openapi.json").get_json()
+    operations = spec["paths"]["/api/tickets"]
+    assert {"get", "post"} <= set(operations)
+    post = operations["post"]
+    assert "201" in post["responses"] and {"Idempotency-Key"} <= {p["name"] for p in post.get("parameters", [])}
+    assert "apiKey" in spec["components"]["securitySchemes"]
+
+
+def test_a_crash_during_intake_creates_no_second_ticket_or_acknowledgement(app, settings, mail) -> None:
+    """The daemon died after storing the ticket but before marking the submission done: the retry finishes
+    the same ticket and sends nothing twice."""
+    from daemon.web_intake import ingest_submission
+    from models import OutboundEmail
+
+    response = app.test_client().post("/api/tickets", json=BODY, headers=_key())
+    submission = WebSubmission.objects.get()
+    first = ingest_submission(submission, settings)  # ... and the process died here, before `finish`
+    assert first.describe().startswith("created")
+    assert daemon_intake(settings) == 1  # the lease expired (here: never taken); the job runs it again
+    assert Ticket.objects.count() == 1 and Ticket.objects.get().number == response.get_json()["number"]
+    assert OutboundEmail.objects(kind="ack").count() == 1
+    assert WebSubmission.objects.get().outcome.startswith("duplicate")
+    assert len(mail.wait_for_sink(1)) == 1
