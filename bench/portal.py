@@ -133,6 +133,16 @@ def bench_api(url: str, count: int) -> None:
             raise RuntimeError(f"POST /api/tickets: {response.status_code} {response.text[:200]}")
         if index >= 20:  # the first requests warm the workers' connections
             latencies.append(elapsed)
+    reference = []  # the same server's cheapest request, for the machine's state (a busy machine slows both)
+    for _ in range(100):
+        began = time.perf_counter()
+        requests.get(url + "/healthz", timeout=30)
+        reference.append(time.perf_counter() - began)
+    print(
+        f"reference GET /healthz: p50 {percentile(reference, 0.5) * 1000:.1f} ms, "
+        f"p95 {percentile(reference, 0.95) * 1000:.1f} ms",
+        flush=True,
+    )
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
     print(
         f"POST /api/tickets over HTTP (gunicorn, 4 workers): {len(latencies)} requests, p50 {p50 * 1000:.1f} ms, "
