@@ -72,10 +72,13 @@ class WebSubmission(Document):
     }
 
 
+WEB_SOURCES = ("web", "portal")  # what the web form stores (an integration's API tickets do not count)
+
+
 def count_recent(*, requester_email: str = "", client_key: str = "", hours: float = 1.0) -> int:
-    """Submissions from one address or one client in the last `hours` (an indexed count)."""
+    """Tickets from the web form for one address or one client in the last `hours` (an indexed count)."""
     since = utcnow() - dt.timedelta(hours=hours)
-    query = WebSubmission.objects(created_at__gte=since)
+    query = WebSubmission.objects(created_at__gte=since, kind="ticket", source__in=list(WEB_SOURCES))
     if requester_email:
         query = query.filter(requester_email=requester_email)
     if client_key:
