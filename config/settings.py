@@ -131,6 +131,12 @@ class Settings:
     session_max_hours: int = 12  # absolute session lifetime from sign-in; renewals cannot extend it
     ratelimit_storage_uri: str = "memory://"
     proxy_fix_x_for: int = 0  # reverse proxies in front of the panel whose X-Forwarded-For is trusted
+    portal_confirm_minutes: int = 60  # a web-form ticket's confirmation link lives this long, single-use
+    portal_sign_in_minutes: int = 15  # an emailed portal sign-in link lives this long, single-use
+    portal_submissions_per_address_hour: int = 5  # web-form tickets (and sign-in links) per address per hour
+    portal_submissions_per_client_hour: int = 20  # web-form tickets (and sign-in links) per client address per hour
+    portal_reopen_days: int = 14  # a customer may reopen a resolved or closed ticket for this long
+    web_intake_interval_seconds: float = 0.5  # how often the daemon ingests what the web and API submitted
     log_level: str = "INFO"
 
     def flask_config(self) -> dict[str, Any]:

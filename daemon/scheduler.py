@@ -22,6 +22,7 @@ from config import Settings
 from daemon.ingest import reingest_requested
 from daemon.outbox import send_due
 from daemon.poller import poll_once, run_mailbox_loop
+from daemon.web_intake import ingest_web_submissions
 from models import connect_db, ensure_all_indexes
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def run_once(settings: Settings) -> dict[str, object]:
     summary["mailbox"] = dict(result.outcomes) if result.lease_held else "lease held by another instance"
     summary["outbox"] = send_due(settings, limit=1000)
     summary["quarantine-reingest"] = reingest_requested(settings)
+    summary["web-intake"] = ingest_web_submissions(settings)
     for name in ("triage_job", "sla_job"):
         try:
             _triage_call(name, settings)()
@@ -97,6 +99,14 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BackgroundSche
     scheduler.add_job(_triage_call("sla_job", settings), "interval", seconds=60, id="sla", replace_existing=True)
     scheduler.add_job(
         _triage_call("retrain_job", settings), "cron", hour=3, minute=17, id="retrain", replace_existing=True
+    )
+    scheduler.add_job(  # tickets and replies from the web and API (models/submissions.py)
+        ingest_web_submissions,
+        "interval",
+        seconds=settings.web_intake_interval_seconds,
+        args=[settings],
+        id="web-intake",
+        replace_existing=True,
     )
     scheduler.add_job(
         reingest_requested, "interval", seconds=5, args=[settings], id="quarantine-reingest", replace_existing=True

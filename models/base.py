@@ -70,7 +70,10 @@ def ensure_all_indexes() -> None:
         TicketMessage,
         User,
     )
+    from models.api_keys import ApiKey
     from models.outbox import AckRateCounter
+    from models.portal_links import PortalSignInLink
+    from models.submissions import WebSubmission
     from models.tickets import ensure_ticket_counter
 
     for document in (
@@ -87,6 +90,9 @@ def ensure_all_indexes() -> None:
         AckRateCounter,
         AuditEvent,
         RevokedToken,
+        WebSubmission,
+        ApiKey,
+        PortalSignInLink,
     ):
         # the daemon, gunicorn and run_web.py may start together: concurrent index builds can deadlock
         retry_on_conflict(document.ensure_indexes, attempts=20)

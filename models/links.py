@@ -90,9 +90,19 @@ def revoke_status_links(ticket_number: int, actor: str) -> int:
     )
 
 
+# Paths whose last segment is a credential: status links, and the portal's confirmation and sign-in links.
+TOKEN_PATHS = ("/status/", "/portal/confirm/", "/portal/sign-in/", "/portal/from-status/")
+
+
 def redact_status_path(path: str) -> str:
-    """`/status/<token>` with all but the token's first 6 characters hidden (for access logs)."""
-    prefix = "/status/"
+    """`/status/<token>` (and the portal's token paths) with all but the token's first 6 characters hidden
+    (for access logs)."""
+    for prefix in TOKEN_PATHS:
+        path = _redact_after(path, prefix)
+    return path
+
+
+def _redact_after(path: str, prefix: str) -> str:
     index = path.find(prefix)
     if index < 0:
         return path

@@ -17,7 +17,7 @@ SCHEMATHESIS = pathlib.Path(sys.executable).with_name("schemathesis")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("role", ["admin", "moderator"])
+@pytest.mark.parametrize("role", ["admin", "moderator", "user"])  # a customer (user) exercises POST /api/tickets
 def test_generated_requests_never_cause_a_server_error(app, db, role: str, tmp_path: pathlib.Path) -> None:
     Skill(name="vpn").save()
     user = make_user(f"{role}@example.test", role=role, skills=("vpn",))

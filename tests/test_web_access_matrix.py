@@ -85,6 +85,8 @@ API_ROUTES = [
     ("PATCH", "/api/users/{other_id}", {"name": "Other"}, (401, 403, 403, 403, 200)),
     # skills are granted by admins: a moderator may not grant themselves any (issue 10, item 14)
     ("PATCH", "/api/me/skills", {"skills": ["vpn", "billing"]}, (401, 403, 403, 403, 200)),
+    # customers open tickets for their own address; staff do not (integrations use API keys)
+    ("POST", "/api/tickets", {"subject": "New one", "description": "Details"}, (401, 201, 403, 403, 403)),
 ]
 PAGE_ROUTES = [
     ("GET", "/queue", (302, 403, 200, 200, 200)),
@@ -115,6 +117,24 @@ PAGE_ROUTES = [
         )
     ],
     ("POST", "/admin/tickets_admin/action/", (302, 403, 403, 403, 302)),
+    ("GET", "/admin/api_keys/", (302, 403, 403, 403, 200)),
+    # the customer portal: a customer reaches only tickets of their own address; staff use the queue
+    ("GET", "/portal/", (302, 200, 403, 403, 403)),
+    ("GET", "/portal/tickets/{n}", (302, 200, 403, 403, 403)),
+    ("GET", "/portal/tickets/{foreign}", (302, 404, 403, 403, 403)),
+    ("GET", "/portal/tickets/99999", (302, 404, 403, 403, 403)),
+    ("GET", "/portal/tickets/{n}/attachments/{msg}/0", (302, 200, 403, 403, 403)),
+    ("GET", "/portal/tickets/{foreign}/attachments/{msg}/0", (302, 404, 403, 403, 403)),
+    ("POST", "/portal/tickets/{n}/reply", (302, 302, 403, 403, 403)),
+    ("POST", "/portal/tickets/{foreign}/reply", (302, 404, 403, 403, 403)),
+    ("POST", "/portal/tickets/{foreign}/close", (302, 404, 403, 403, 403)),
+    ("POST", "/portal/tickets/{foreign}/reopen", (302, 404, 403, 403, 403)),
+    ("GET", "/portal/new", (200, 200, 200, 200, 200)),
+    ("GET", "/portal/sign-in", (200, 302, 200, 200, 200)),
+    ("GET", "/portal/sign-in/not-a-token", (404, 404, 404, 404, 404)),
+    ("GET", "/portal/confirm/not-a-token", (404, 404, 404, 404, 404)),
+    ("GET", "/portal/from-status/{status_token}", (200, 302, 200, 200, 200)),
+    ("GET", "/portal/from-status/not-a-token", (404, 404, 404, 404, 404)),
 ]
 
 
@@ -167,7 +187,8 @@ def test_page_access(world: World, method: str, path: str, expected: tuple[int, 
         text = response.get_data(as_text=True)
         assert response.status_code == code, (persona, url, text[:300])
         if code == 302 and persona == "anonymous":
-            assert response.headers["Location"].startswith("/login")
+            sign_in = "/portal/sign-in" if path.startswith("/portal/") else "/login"
+            assert response.headers["Location"].startswith(sign_in)
         _assert_no_leak(persona, path, response.status_code, text)
 
 

@@ -34,7 +34,10 @@ def init_web(app: Flask, settings: Settings) -> None:
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
             "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                    "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "hdk_ API key (POST /api/tickets)"},
+                }
             }
         },
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
@@ -50,10 +53,11 @@ def init_web(app: Flask, settings: Settings) -> None:
     from webadmin.dashboard import bp as dashboard_bp
     from webadmin.health import bp as health_bp
     from webadmin.moderator import bp as moderator_bp
+    from webadmin.portal import bp as portal_bp
     from webadmin.status import bp as status_bp
 
     api.register_blueprint(api_bp)
-    for blueprint in (auth_bp, moderator_bp, status_bp, dashboard_bp, health_bp):
+    for blueprint in (auth_bp, moderator_bp, status_bp, dashboard_bp, health_bp, portal_bp):
         app.register_blueprint(blueprint)
 
     limiter = Limiter(get_remote_address, app=app, storage_uri=settings.ratelimit_storage_uri, default_limits=[])
@@ -80,6 +84,6 @@ def _security_headers(response: Response) -> Response:
             headers.setdefault("Content-Security-Policy", ADMIN_CSP.format(nonce=g.get("csp_nonce", "")))
         else:
             headers.setdefault("Content-Security-Policy", PAGE_CSP)
-    if request.path.startswith(("/tickets", "/status", "/api/tickets", "/queue")):
+    if request.path.startswith(("/tickets", "/status", "/api/tickets", "/queue", "/portal")):
         headers.setdefault("Cache-Control", "no-store")
     return response

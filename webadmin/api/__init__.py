@@ -4,4 +4,4 @@ from flask_smorest import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api", description="Helpdesk JSON API")
 
-from webadmin.api import auth, tickets, users  # noqa: E402,F401
+from webadmin.api import auth, ticket_create, tickets, users  # noqa: E402,F401
