@@ -14,6 +14,7 @@ import webbrowser
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from config import Settings
 from mailauth.endpoint import (
@@ -55,6 +56,7 @@ def _checked_settings() -> Settings:
 @click.option("--port", default=0, show_default=True, help="Loopback redirect port (0: any free port).")
 @click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the sign-in.")
 @click.option("--browser/--no-browser", default=True, help="Open the sign-in page in a browser on this machine.")
+@with_appcontext
 def mail_authorize(flow: str | None, port: int, timeout: int, browser: bool) -> None:
     """Sign the mailbox in with OAuth2 and store its refresh token for the daemon."""
     settings = _checked_settings()
