@@ -27,6 +27,7 @@ from tests.oauth_support import (  # noqa: F401
     xoauth2_smtp,
 )
 from tests.support import SUPPORT, MailStack
+from tests.web_support import cookie_login, make_user
 from webadmin import create_app
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # loopback only
@@ -82,6 +83,11 @@ def test_a_revoked_grant_stops_the_poll_and_healthz_and_the_admin_panel_say_what
     assert shown["error"] == "invalid_grant: Token has been expired or revoked."
     assert "flask --app webadmin mail authorize" in shown["action"]
     assert "refused" in body["last_poll_error"] and grant not in str(body)
+    admin = app.test_client()
+    make_user("admin@example.test", role="admin")
+    cookie_login(admin, "admin@example.test")
+    panel = admin.get("/admin/mail_grants/").get_data(as_text=True)
+    assert "revoked" in panel and "Token has been expired or revoked." in panel and "mail authorize" in panel
     calls = provider.refreshes()
     with pytest.raises(MailAuthError):  # the refused refresh token is not sent again at once
         poll_once(settings)

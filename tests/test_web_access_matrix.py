@@ -111,6 +111,7 @@ PAGE_ROUTES = [
             "triage_review/",
             "quarantine/",
             "outbox/",
+            "mail_grants/",
             "audit/",
         )
     ],
