@@ -55,7 +55,14 @@ class MailTokens:
     def rejected(self, where: str) -> None:
         """A server refused a token we had just refreshed: the grant works, but not for mail."""
         self._grant = None
-        record_grant(self.account, "rejected", f"{where} refused the access token of {self.account}")
+        self._note("rejected", f"{where} refused the access token of {self.account}")
+
+    def _note(self, state: str, error: str = "", expires_at: dt.datetime | None = None) -> None:
+        """Record the grant's state; a database that is away must not fail a login that works."""
+        try:
+            record_grant(self.account, state, error, expires_at)
+        except Exception:  # the poll or send goes on; the next refresh records it again
+            logger.warning("could not record the OAuth2 grant state of %s", self.account, exc_info=True)
 
     def _refresh_token(self) -> str:
         path = self.settings.oauth_refresh_token_file
@@ -65,7 +72,7 @@ class MailTokens:
     def _refresh(self) -> TokenGrant:
         refresh_token = self._refresh_token()
         if not refresh_token:
-            record_grant(self.account, "missing", "no refresh token")
+            self._note("missing", "no refresh token")
             raise MailAuthError(f"no OAuth2 refresh token for {self.account}: run `{AUTHORIZE_COMMAND}`")
         if self._refused and self._refused[0] == refresh_token and time.time() < self._refused[1]:
             raise MailAuthError(f"OAuth2 grant of {self.account} refused: {self._refused[2]}")  # ask again later
@@ -73,7 +80,7 @@ class MailTokens:
             grant = refresh(self.client, refresh_token)
         except GrantError as exc:
             self._refused = (refresh_token, time.time() + FAILED_GRANT_PAUSE_SECONDS, exc)
-            record_grant(self.account, exc.state, str(exc))
+            self._note(exc.state, str(exc))
             logger.error("OAuth2 refresh for %s refused (%s): %s", self.account, exc.state, exc)
             raise MailAuthError(f"OAuth2 grant of {self.account} refused: {exc}") from None
         except EndpointUnavailable as exc:  # transient: the poll or send is retried; the grant is unchanged
@@ -82,7 +89,7 @@ class MailTokens:
         if grant.refresh_token and grant.refresh_token != refresh_token:
             self._keep_rotated(grant.refresh_token)
         expires = dt.datetime.fromtimestamp(grant.expires_at, dt.UTC).replace(tzinfo=None, microsecond=0)
-        record_grant(self.account, "ok", expires_at=expires)
+        self._note("ok", expires_at=expires)
         logger.info("refreshed the OAuth2 access token of %s (valid until %s UTC)", self.account, expires)
         return grant
 

@@ -28,7 +28,7 @@ from mailauth.endpoint import (
     start_device_flow,
 )
 from mailauth.token_file import write_refresh_token
-from models.oauth import record_grant
+from models.oauth import MailGrant, record_grant
 from webadmin.cli import CliProblem
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -63,6 +63,9 @@ def mail_authorize(flow: str | None, port: int, timeout: int, browser: bool) -> 
     client = OAuthClient(
         settings.oauth_token_url, settings.oauth_client_id, settings.oauth_client_secret, settings.oauth_scope
     )
+    current = MailGrant.objects(account=settings.imap_user).first()  # also: the database answers before sign-in
+    if current is not None and current.state != "ok":
+        click.echo(f"{settings.imap_user}: the grant is {current.state} ({current.error}); signing in again.")
     flow = flow or ("loopback" if settings.oauth_authorize_url else "device")
     try:
         if flow == "device":
