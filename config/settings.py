@@ -5,6 +5,8 @@ A bad or missing value raises `SettingsError` whose message is one line naming t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -111,6 +113,7 @@ class Settings:
     oauth_refresh_token: str = ""  # or, better, a file the authorize command writes:
     oauth_refresh_token_file: str = ""  # outside the repository, e.g. /etc/helpdesk/oauth-refresh-token
     oauth_refresh_margin_seconds: int = 300  # refresh an access token this long before it expires
+    mailbox_secret_key: str = ""  # Fernet key sealing the credentials of mailboxes kept in the database
     support_address: str = "support@example.test"
     app_url: str = "http://127.0.0.1:5000"
     gemini_api_key: str = ""
@@ -176,6 +179,20 @@ def _as_rate_limit(name: str, raw: str) -> str:
     return raw.strip()
 
 
+def _as_fernet_key(name: str, raw: str) -> str:
+    """A Fernet key (32 bytes, url-safe base64), or empty."""
+    value = raw.strip()
+    try:
+        if value and len(base64.urlsafe_b64decode(value.encode())) != 32:
+            raise ValueError
+    except (ValueError, binascii.Error):
+        raise SettingsError(
+            f"{name}: expected a key from python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        ) from None
+    return value
+
+
 _CONVERTERS: dict[str, Any] = {
     "imap_security": lambda n, r: _as_choice(n, r, IMAP_SECURITY_MODES),
     "triage_provider": lambda n, r: _as_choice(n, r, TRIAGE_PROVIDERS),
@@ -183,6 +200,7 @@ _CONVERTERS: dict[str, Any] = {
     "mail_auth": lambda n, r: _as_choice(n, r, MAIL_AUTH_MODES),
     "imap_sasl_mechanism": lambda n, r: _as_choice(n, r, SASL_MECHANISMS),
     "oauth_provider": lambda n, r: _as_choice(n, r, OAUTH_PROVIDERS),
+    "mailbox_secret_key": lambda n, r: _as_fernet_key(n, r),
     "log_level": lambda n, r: _as_choice(n, r, ("debug", "info", "warning", "error")).upper(),
     "sla_hours": _as_sla_hours,
     "login_rate_limit": lambda n, r: _as_rate_limit(n, r),

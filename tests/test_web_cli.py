@@ -48,7 +48,7 @@ def test_help_answers_without_a_database(tmp_path: pathlib.Path) -> None:
     mail, _ = _flask(tmp_path, "mail", "--help", MONGO_URI=down, **SECRETS)
     # the mailbox's sign-in only (issue 12): mail intake is the daemon's (run_daemon.py)
     listed = [line.split()[0] for line in mail.stdout.split("Commands:")[1].splitlines() if line.strip()]
-    assert mail.returncode == 0 and listed == ["authorize"]
+    assert mail.returncode == 0 and listed == ["authorize", "mailboxes"]
     users, _ = _flask(tmp_path, "users", "--help", MONGO_URI=down, **SECRETS)
     assert users.returncode == 0 and "create" in users.stdout and users.stderr == ""
 

@@ -4,6 +4,7 @@ and Microsoft's documented way for installed apps) or the device-code flow (RFC 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import http.server
 import pathlib
@@ -28,8 +29,10 @@ from mailauth.endpoint import (
     start_device_flow,
 )
 from mailauth.token_file import write_refresh_token
+from models.mailboxes import SupportMailbox
 from models.oauth import MailGrant, record_grant
 from webadmin.cli import CliProblem
+from webadmin.cli_mailboxes import mailboxes_cli, secret_key
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -39,10 +42,13 @@ def mail_cli() -> None:
     pass
 
 
-def _checked_settings() -> Settings:
+def _checked_settings(mailbox: SupportMailbox | None) -> Settings:
     settings: Settings = current_app.extensions["settings"]
     if not (settings.oauth_token_url and settings.oauth_client_id):
         raise CliProblem("set OAUTH_PROVIDER (or OAUTH_TOKEN_URL) and OAUTH_CLIENT_ID first (README: Connecting Gmail)")
+    if mailbox is not None:
+        secret_key()  # the refresh token is sealed into the mailbox's document
+        return dataclasses.replace(settings, imap_user=mailbox.login)
     if not settings.oauth_refresh_token_file:
         raise CliProblem("set OAUTH_REFRESH_TOKEN_FILE to a path outside the repository, e.g. /etc/helpdesk/oauth")
     target = pathlib.Path(settings.oauth_refresh_token_file).resolve()
@@ -51,15 +57,22 @@ def _checked_settings() -> Settings:
     return settings
 
 
+mail_cli.add_command(mailboxes_cli)
+
+
 @mail_cli.command("authorize")
 @click.option("--flow", type=click.Choice(["loopback", "device"]), help="Default: loopback if the provider has it.")
 @click.option("--port", default=0, show_default=True, help="Loopback redirect port (0: any free port).")
 @click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the sign-in.")
 @click.option("--browser/--no-browser", default=True, help="Open the sign-in page in a browser on this machine.")
+@click.option("--mailbox", "address", default="", help="A mailbox from `mail mailboxes` (default: IMAP_USER).")
 @with_appcontext
-def mail_authorize(flow: str | None, port: int, timeout: int, browser: bool) -> None:
+def mail_authorize(flow: str | None, port: int, timeout: int, browser: bool, address: str) -> None:
     """Sign the mailbox in with OAuth2 and store its refresh token for the daemon."""
-    settings = _checked_settings()
+    mailbox = SupportMailbox.objects(address=address.strip().lower()).first() if address else None
+    if address and (mailbox is None or mailbox.auth != "oauth2"):
+        raise CliProblem(f"no OAuth2 mailbox {address} (flask --app webadmin mail mailboxes list)")
+    settings = _checked_settings(mailbox)
     client = OAuthClient(
         settings.oauth_token_url, settings.oauth_client_id, settings.oauth_client_secret, settings.oauth_scope
     )
@@ -85,13 +98,16 @@ def mail_authorize(flow: str | None, port: int, timeout: int, browser: bool) -> 
             "the provider sent no refresh token: Microsoft needs offline_access in OAUTH_SCOPE; for Google remove "
             "the app's access at https://myaccount.google.com/permissions and run this again"
         )
-    write_refresh_token(settings.oauth_refresh_token_file, grant.refresh_token)
+    if mailbox is not None:
+        mailbox.set_secret(grant.refresh_token, secret_key())
+        mailbox.save()
+        where = f"sealed in the mailbox {mailbox.address}"
+    else:
+        write_refresh_token(settings.oauth_refresh_token_file, grant.refresh_token)
+        where = f"in {settings.oauth_refresh_token_file} (mode 0600)"
     expires = dt.datetime.fromtimestamp(grant.expires_at, dt.UTC).replace(tzinfo=None, microsecond=0)
     record_grant(settings.imap_user, "ok", expires_at=expires)
-    click.echo(
-        f"Signed in. The refresh token is in {settings.oauth_refresh_token_file} (mode 0600); "
-        "the daemon uses it from its next login."
-    )
+    click.echo(f"Signed in. The refresh token is {where}; the daemon uses it from its next login.")
 
 
 def _device_flow(client: OAuthClient, device_url: str, timeout: int) -> TokenGrant:
