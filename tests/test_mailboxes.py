@@ -20,6 +20,7 @@ from tests.daemon_support import raw_email
 from tests.oauth_fake import FakeProvider
 from tests.oauth_support import OAuthImap, grant, oauth_imap, oauth_settings, provider, run_in_thread  # noqa: F401
 from tests.support import SUPPORT, MailStack, make_email
+from tests.web_support import cookie_login, make_user
 from webadmin import create_app
 
 KEY = new_key()
@@ -99,3 +100,44 @@ def test_an_oauth2_mailbox_is_authorized_into_its_document_and_then_read(
     assert poll_once(mailbox.settings_for(base, KEY)).outcomes == {"Created": 1}
     assert MailGrant.objects.get(account=address).state == "ok"
     assert "grant ok" in _cli(base, "list").output
+
+
+def test_admins_add_a_mailbox_in_the_panel_and_its_credential_is_write_only(db: str, mail: MailStack) -> None:
+    app = create_app(make_settings(db, mail, mailbox_secret_key=KEY))
+    make_user("admin@example.test", role="admin")
+    admin = app.test_client()
+    csrf = cookie_login(admin, "admin@example.test")
+    form = {
+        "address": "Billing@Example.test",
+        "name": "Billing",
+        "enabled": "y",
+        "imap_host": "imap.example.test",
+        "imap_port": "993",
+        "imap_security": "ssl",
+        "imap_folder": "INBOX",
+        "auth": "password",
+        "sasl_mechanism": "xoauth2",
+        "smtp_port": "587",
+        "smtp_security": "starttls",
+        "new_secret": "s3cret-Passw0rd",
+        "csrf_token": csrf,
+    }
+    created = admin.post("/admin/mailboxes/new/", data=form)
+    assert created.status_code == 302, created.get_data(as_text=True)[:800]
+    mailbox = SupportMailbox.objects.get(address="billing@example.test")
+    assert mailbox.secret(KEY) == "s3cret-Passw0rd"
+    for page in ("/admin/mailboxes/", "/admin/mailboxes/edit/?id=billing@example.test"):
+        text = admin.get(page).get_data(as_text=True)
+        assert (
+            "billing@example.test" in text
+            and "s3cret-Passw0rd" not in text
+            and mailbox.sealed_secret.decode() not in text
+        )
+    # saving the form again without a new credential keeps the stored one
+    kept = admin.post(
+        "/admin/mailboxes/edit/?id=billing@example.test", data={**form, "new_secret": "", "name": "Bills"}
+    )
+    assert kept.status_code == 302
+    assert (
+        SupportMailbox.objects.get().secret(KEY) == "s3cret-Passw0rd" and SupportMailbox.objects.get().name == "Bills"
+    )

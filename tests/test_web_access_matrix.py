@@ -112,6 +112,7 @@ PAGE_ROUTES = [
             "quarantine/",
             "outbox/",
             "mail_grants/",
+            "mailboxes/",
             "audit/",
         )
     ],
