@@ -41,7 +41,8 @@ class MailTokens:
         )
         self._lock = threading.Lock()
         self._grant: TokenGrant | None = None
-        self._rotated = ""  # a rotated refresh token we could not write to a file (it came from the environment)
+        self._rotated = ""  # the refresh token the provider rotated to, newest first
+        self._file_seen = ""  # the file's content when we last read or wrote it
         self._refused: tuple[str, float, GrantError] | None = None
 
     def access_token(self, force: bool = False) -> str:
@@ -65,9 +66,12 @@ class MailTokens:
             logger.warning("could not record the OAuth2 grant state of %s", self.account, exc_info=True)
 
     def _refresh_token(self) -> str:
+        """The newest refresh token: a new one in the file (`mail authorize` ran) wins over one we rotated."""
         path = self.settings.oauth_refresh_token_file
         stored = read_refresh_token(path) if path else ""
-        return stored or self._rotated or self.settings.oauth_refresh_token
+        if stored and stored != self._file_seen:
+            self._file_seen, self._rotated = stored, ""
+        return self._rotated or stored or self.settings.oauth_refresh_token
 
     def _refresh(self) -> TokenGrant:
         refresh_token = self._refresh_token()
@@ -94,11 +98,17 @@ class MailTokens:
         return grant
 
     def _keep_rotated(self, refresh_token: str) -> None:
-        """Providers that rotate refresh tokens (Microsoft) expect the new one next time."""
-        if self.settings.oauth_refresh_token_file:
-            write_refresh_token(self.settings.oauth_refresh_token_file, refresh_token)
-        else:
-            self._rotated = refresh_token
+        """Providers that rotate refresh tokens (Microsoft) expect the new one next time: keep it in memory and,
+        when the grant lives in a file, in the file (a restart then still has it)."""
+        self._rotated = refresh_token
+        path = self.settings.oauth_refresh_token_file
+        if not path:
+            return
+        try:
+            write_refresh_token(path, refresh_token)
+            self._file_seen = refresh_token
+        except OSError as exc:
+            logger.error("could not store the rotated refresh token of %s in %s: %s", self.account, path, exc)
 
 
 _tokens: dict[tuple[str, ...], MailTokens] = {}

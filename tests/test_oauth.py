@@ -152,3 +152,21 @@ def test_outbox_with_a_revoked_grant_keeps_the_emails_queued_with_the_reason(
     assert states == [("queued", 0, False), ("queued", 1, True)]  # the second was never tried
     assert "invalid_grant" in OutboundEmail.objects(attempts=1).get().last_error
     assert MailGrant.objects.get(account=SUPPORT).state == "revoked"
+
+
+def test_a_rotated_refresh_token_is_written_back_and_used_next_time(
+    db: str, mail: MailStack, provider: FakeProvider, oauth_imap: OAuthImap, grant: str, tmp_path: pathlib.Path
+) -> None:
+    provider.rotate = True  # as Microsoft does: each refresh answers with a new refresh token, the old one ends
+    try:
+        settings = oauth_settings(db, mail, provider, tmp_path)
+        assert poll_once(settings).outcomes == {}
+        rotated = (tmp_path / "refresh-token").read_text().strip()
+        assert rotated != grant and grant not in provider.grants and provider.grants[rotated].user == SUPPORT
+        provider.expire_access_tokens()
+        oauth_imap.deliver(raw_email(subject="After a rotation"))
+        assert poll_once(settings).outcomes == {"Created": 1}
+        assert (tmp_path / "refresh-token").read_text().strip() not in (grant, rotated)
+        assert MailGrant.objects.get(account=SUPPORT).state == "ok"
+    finally:
+        provider.rotate = False

@@ -29,6 +29,7 @@ from mailauth.endpoint import (
     start_device_flow,
 )
 from mailauth.token_file import write_refresh_token
+from models import utcnow
 from models.mailboxes import SupportMailbox
 from models.oauth import MailGrant, record_grant
 from webadmin.cli import CliProblem
@@ -37,7 +38,7 @@ from webadmin.cli_mailboxes import mailboxes_cli, secret_key
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@click.group("mail", help="The support mailbox's sign-in.")
+@click.group("mail", help="Support mailboxes: OAuth2 sign-in, and the mailboxes kept in the database.")
 def mail_cli() -> None:
     pass
 
@@ -100,7 +101,9 @@ def mail_authorize(flow: str | None, port: int, timeout: int, browser: bool, add
         )
     if mailbox is not None:
         mailbox.set_secret(grant.refresh_token, secret_key())
-        mailbox.save()
+        SupportMailbox.objects(address=mailbox.address).update_one(
+            set__sealed_secret=mailbox.sealed_secret, set__updated_at=utcnow()
+        )
         where = f"sealed in the mailbox {mailbox.address}"
     else:
         write_refresh_token(settings.oauth_refresh_token_file, grant.refresh_token)
@@ -135,8 +138,11 @@ class _Redirect(http.server.BaseHTTPRequestHandler):
     server: _RedirectServer
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-        answer = {key: values[0] for key, values in query.items() if values}
+        parts = urllib.parse.urlsplit(self.path)
+        if parts.path != "/":  # e.g. the browser's /favicon.ico
+            self._page(404, "Not here.")
+            return
+        answer = {key: values[0] for key, values in urllib.parse.parse_qs(parts.query).items() if values}
         if not answer:
             self.send_response(302)
             self.send_header("Location", self.server.authorize_url)
