@@ -5,12 +5,16 @@ A bad or missing value raises `SettingsError` whose message is one line naming t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from dotenv import dotenv_values
+
+from config.oauth import MAIL_AUTH_MODES, OAUTH_PROVIDERS, SASL_MECHANISMS, endpoint_problem, provider_preset
 
 PRIORITIES = ("low", "medium", "high", "urgent")
 IMAP_SECURITY_MODES = ("ssl", "starttls", "none")
@@ -94,6 +98,22 @@ class Settings:
     mail_username: str = ""
     mail_password: str = ""
     mail_default_sender: str = "support@example.test"
+    # OAuth2 (issue 12): IMAP and SMTP log in with an access token refreshed from one grant of the mailbox
+    imap_auth: str = "password"  # or oauth2 (XOAUTH2 or OAUTHBEARER, IMAP_SASL_MECHANISM)
+    imap_sasl_mechanism: str = "xoauth2"
+    mail_auth: str = "password"  # or oauth2 (SMTP AUTH XOAUTH2 as MAIL_USERNAME, else IMAP_USER)
+    oauth_provider: str = ""  # google or microsoft fill in the URLs and scope below when they are empty
+    oauth_tenant: str = "organizations"  # Microsoft: a tenant id or domain, or organizations
+    oauth_token_url: str = ""
+    oauth_authorize_url: str = ""  # loopback redirect flow (`flask mail authorize`)
+    oauth_device_url: str = ""  # device-code flow (RFC 8628)
+    oauth_scope: str = ""
+    oauth_client_id: str = ""
+    oauth_client_secret: str = ""
+    oauth_refresh_token: str = ""  # or, better, a file the authorize command writes:
+    oauth_refresh_token_file: str = ""  # outside the repository, e.g. /etc/helpdesk/oauth-refresh-token
+    oauth_refresh_margin_seconds: int = 300  # refresh an access token this long before it expires
+    mailbox_secret_key: str = ""  # Fernet key sealing the credentials of mailboxes kept in the database
     support_address: str = "support@example.test"
     app_url: str = "http://127.0.0.1:5000"
     gemini_api_key: str = ""
@@ -149,7 +169,8 @@ class Settings:
             "MAIL_USE_TLS": self.mail_use_tls,
             "MAIL_USE_SSL": self.mail_use_ssl,
             "MAIL_USERNAME": self.mail_username or None,
-            "MAIL_PASSWORD": self.mail_password or None,
+            # with MAIL_AUTH=oauth2 Flask-Mail must not log in itself: daemon/oauth.py does, with a token
+            "MAIL_PASSWORD": (self.mail_password or None) if self.mail_auth == "password" else None,
             "MAIL_DEFAULT_SENDER": self.mail_default_sender,
             "MAIL_SUPPRESS_SEND": False,
         }
@@ -166,9 +187,28 @@ def _as_rate_limit(name: str, raw: str) -> str:
     return raw.strip()
 
 
+def _as_fernet_key(name: str, raw: str) -> str:
+    """A Fernet key (32 bytes, url-safe base64), or empty."""
+    value = raw.strip()
+    try:
+        if value and len(base64.urlsafe_b64decode(value.encode())) != 32:
+            raise ValueError
+    except (ValueError, binascii.Error):
+        raise SettingsError(
+            f"{name}: expected a key from python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        ) from None
+    return value
+
+
 _CONVERTERS: dict[str, Any] = {
     "imap_security": lambda n, r: _as_choice(n, r, IMAP_SECURITY_MODES),
     "triage_provider": lambda n, r: _as_choice(n, r, TRIAGE_PROVIDERS),
+    "imap_auth": lambda n, r: _as_choice(n, r, MAIL_AUTH_MODES),
+    "mail_auth": lambda n, r: _as_choice(n, r, MAIL_AUTH_MODES),
+    "imap_sasl_mechanism": lambda n, r: _as_choice(n, r, SASL_MECHANISMS),
+    "oauth_provider": lambda n, r: _as_choice(n, r, OAUTH_PROVIDERS),
+    "mailbox_secret_key": lambda n, r: _as_fernet_key(n, r),
     "log_level": lambda n, r: _as_choice(n, r, ("debug", "info", "warning", "error")).upper(),
     "sla_hours": _as_sla_hours,
     "login_rate_limit": lambda n, r: _as_rate_limit(n, r),
@@ -211,9 +251,19 @@ def load_settings(
             values[spec.name] = _as_bool(name, raw)
         else:
             values[spec.name] = raw.strip()
-    settings = Settings(**values)
+    settings = _with_provider_preset(Settings(**values))
     _check_consistency(settings)
     return settings
+
+
+def _with_provider_preset(settings: Settings) -> Settings:
+    """Fill the OAuth2 URLs and scope left empty from OAUTH_PROVIDER's documented values."""
+    preset = provider_preset(settings.oauth_provider, settings.oauth_tenant)
+    if preset is None:
+        return settings
+    names = ("token_url", "authorize_url", "device_url", "scope")
+    missing = {f"oauth_{n}": getattr(preset, n) for n in names if not getattr(settings, f"oauth_{n}")}
+    return replace(settings, **missing) if missing else settings
 
 
 def to_environ(settings: Settings) -> dict[str, str]:
@@ -255,3 +305,21 @@ def _check_consistency(settings: Settings) -> None:
         raise SettingsError(f"SUPPORT_ADDRESS: expected an email address, got {settings.support_address!r}")
     if not settings.app_url.startswith(("http://", "https://")):
         raise SettingsError(f"APP_URL: expected an http(s) URL, got {settings.app_url!r}")
+    _check_oauth(settings)
+
+
+def _check_oauth(settings: Settings) -> None:
+    for name in ("oauth_token_url", "oauth_authorize_url", "oauth_device_url"):
+        url = getattr(settings, name)
+        if url and (problem := endpoint_problem(name.upper(), url)):
+            raise SettingsError(problem)
+    if "oauth2" not in (settings.imap_auth, settings.mail_auth):
+        return
+    mode = "IMAP_AUTH" if settings.imap_auth == "oauth2" else "MAIL_AUTH"
+    for name in ("oauth_token_url", "oauth_client_id"):
+        if not getattr(settings, name):
+            raise SettingsError(f"{name.upper()}: is required when {mode}=oauth2 (or set OAUTH_PROVIDER)")
+    if settings.oauth_refresh_token_file and not os.path.isabs(settings.oauth_refresh_token_file):
+        raise SettingsError(
+            f"OAUTH_REFRESH_TOKEN_FILE: expected an absolute path, got {settings.oauth_refresh_token_file!r}"
+        )

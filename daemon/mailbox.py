@@ -16,6 +16,7 @@ from imapclient import IMAPClient
 from imapclient.imapclient import SEEN
 
 from config import Settings
+from daemon.oauth import imap_login
 from models import MailboxCursor, utcnow
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def connect(settings: Settings, timeout: float = 30.0) -> Iterator[IMAPClient]:
     try:
         if settings.imap_security == "starttls":
             client.starttls(context)
-        client.login(settings.imap_user, settings.imap_password)
+        imap_login(client, settings)  # a password or an OAuth2 bearer token (daemon/oauth.py)
         yield client
     finally:
         try:

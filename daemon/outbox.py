@@ -24,6 +24,7 @@ from pymongo import UpdateOne
 from pymongo.errors import ConnectionFailure, OperationFailure
 
 from config import Settings
+from daemon.oauth import MailAuthError, smtp_login
 from models import OutboundEmail, utcnow
 from models.claims import claim, finish, make_owner_id
 
@@ -32,6 +33,8 @@ SEND_LEASE_SECONDS = 120
 MARK_SENT_PATIENCE_SECONDS = 60  # < SEND_LEASE_SECONDS: nobody else sends it meanwhile
 MAX_BACKOFF = 3600.0
 SENDER_ID = make_owner_id()  # this process's claims; acknowledgements stored by ingestion are claimed with it
+# no point trying the next email on this connection (unreachable, or refused our login)
+CONNECTION_FAILURES = (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPAuthenticationError, MailAuthError)
 _apps: dict[int, tuple[Settings, Flask, Mail]] = {}
 _apps_lock = threading.Lock()
 
@@ -104,17 +107,19 @@ def _send_claimed(emails: list[OutboundEmail], settings: Settings) -> int:
         for index, email in enumerate(emails):
             try:
                 if connection is None:
-                    connection = stack.enter_context(cast(Any, mail.connect()))
+                    opened = stack.enter_context(cast(Any, mail.connect()))
+                    smtp_login(opened.host, settings)  # MAIL_AUTH=oauth2: AUTH XOAUTH2 (daemon/oauth.py)
+                    connection = opened
                 connection.send(_build(email, settings))
-            except (OSError, smtplib.SMTPException, ValueError) as exc:
+            except (OSError, smtplib.SMTPException, ValueError, MailAuthError) as exc:
                 _failed(email, settings, f"{type(exc).__name__}: {exc}")
-                if isinstance(exc, OSError | smtplib.SMTPServerDisconnected):
+                if isinstance(exc, CONNECTION_FAILURES):
                     for rest in emails[index + 1 :]:  # the server is unreachable: give the rest back untouched
                         _release(rest)
                     break
                 continue
             # recorded before the next send, never grouped: a crash then resends at most this one. (Grouping the
-            # marks beside the sending, tried in this branch, let bench/crash_safety.py daemon kills resend 37.)
+            # marks beside the sending was tried: bench/crash_safety.py daemon kills then resent 37.)
             total += _mark_sent([email])
     return total
 

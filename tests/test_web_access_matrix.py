@@ -113,6 +113,8 @@ PAGE_ROUTES = [
             "triage_review/",
             "quarantine/",
             "outbox/",
+            "mail_grants/",
+            "mailboxes/",
             "audit/",
         )
     ],

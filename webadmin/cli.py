@@ -101,7 +101,8 @@ def db_init() -> None:
 def register_cli(app: Flask) -> None:
     from triage.cli import triage_cli
     from webadmin.cli_demo import demo_cli
+    from webadmin.cli_mail import mail_cli
     from webadmin.cli_users import skills_cli, users_cli
 
-    for command in (db_cli, users_cli, skills_cli, triage_cli, demo_cli):
+    for command in (db_cli, users_cli, skills_cli, triage_cli, demo_cli, mail_cli):
         app.cli.add_command(guard(command))

@@ -10,6 +10,7 @@ from flask import jsonify
 from werkzeug.wrappers import Response
 
 from models import MailboxCursor, OutboundEmail, Ticket, utcnow
+from models.oauth import grant_states
 from triage.queue import oldest_untriaged
 from webadmin.health import bp
 
@@ -47,4 +48,8 @@ def healthz() -> tuple[Response, int]:
         "outbox_failed": outbox.get("failed", 0),
         "outbox_queued": outbox.get("queued", 0),
     }
+    grants = grant_states()  # OAuth2 mailboxes only: state, the provider's error, what to do
+    if grants:
+        body["mail_grants"] = grants
+        body["status"] = "ok" if all(g["state"] == "ok" for g in grants) else "degraded"
     return jsonify(body), 200
