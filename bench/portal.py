@@ -221,6 +221,14 @@ def bench_confirmation(url: str, count: int) -> None:
     )
 
 
+def seed_admin() -> None:
+    """One active admin, as in production: routing escalates the tickets no moderator covers to them (without
+    one, every such ticket logs "escalation ... found no active admin")."""
+    from models import User
+
+    User(email="admin@example.test", role="admin", name="Bench admin", active=True).save()
+
+
 def main() -> None:
     api_requests = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     confirmations = int(sys.argv[2]) if len(sys.argv) > 2 else 40
@@ -233,6 +241,7 @@ def main() -> None:
     try:
         connect_db(settings.mongo_uri)
         ensure_all_indexes()
+        seed_admin()
         history = int(os.environ.get("BENCH_HISTORY", "0"))
         if history:
             from seed import seed_tickets

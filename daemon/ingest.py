@@ -14,7 +14,7 @@ from mongoengine import NotUniqueError, ValidationError
 from pymongo.errors import ConnectionFailure
 
 from config import Settings
-from daemon import store
+from daemon import replies, store
 from daemon.acknowledge import flag_failed_sender_authentication, queue_acknowledgement
 from daemon.outcomes import Created, Duplicate, Ignored, Outcome, Quarantined, Threaded
 from daemon.parse import SYNTHETIC_DOMAIN, ParsedEmail, UnparseableEmail, parse_email
@@ -172,11 +172,12 @@ def _route(parsed: ParsedEmail, settings: Settings) -> Outcome:
         ticket, by_token = _ticket_by_subject_token(parsed)
         related = related or by_token
     if ticket is not None:
-        reopen = not parsed.auto_submitted
-        was_closed = store.is_reopenable(ticket)
-        store.append_message(ticket, parsed, settings, reopen=reopen)
-        outcome = Threaded(ticket.number, reopened=reopen and was_closed)
-        return _record(parsed, outcome, "threaded", ticket)
+        store.append_message(ticket, parsed, settings, reopen=False)
+        customer = replies.from_customer(ticket, parsed)
+        reopened = replies.reopen_on_reply(ticket, parsed, settings, customer=customer)
+        if customer:
+            replies.notify_assignee(ticket, parsed, settings)
+        return _record(parsed, Threaded(ticket.number, reopened=reopened), "threaded", ticket)
     if parsed.auto_submitted:
         return _record(parsed, Ignored(f"auto-reply ({parsed.auto_reason})"), "ignored")
     return _create(parsed, settings, related)

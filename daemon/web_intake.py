@@ -20,9 +20,9 @@ from daemon import store
 from daemon.acknowledge import flag_failed_sender_authentication, queue_acknowledgement
 from daemon.ingest import ingest_parsed, ledger_entry, parse_or_quarantine
 from daemon.outbox import deliver_claimed
-from daemon.outcomes import Created, Duplicate, Outcome, Threaded
+from daemon.outcomes import Created, Duplicate, Outcome
 from daemon.parse import ParsedEmail
-from models import MessageLedger, Ticket, queue_email, utcnow
+from models import MessageLedger, Ticket, utcnow
 from models.claims import claim, finish, make_owner_id
 from models.links import StatusLink
 from models.submissions import MAX_INGEST_ATTEMPTS, WebSubmission
@@ -70,10 +70,8 @@ def ingest_submission(record: WebSubmission, settings: Settings) -> Outcome:
         return parsed
     if record.kind == "ticket" and record.ticket_number:
         return _create_reserved(record, parsed, settings)
-    outcome = ingest_parsed(parsed, record.raw, settings, source=f"web:{record.source}")
-    if isinstance(outcome, Threaded) and not outcome.note:
-        notify_assignee(outcome.ticket_number, settings)
-    return outcome
+    # a portal reply: threaded, reopened and its assignee notified exactly as an emailed reply (daemon/replies.py)
+    return ingest_parsed(parsed, record.raw, settings, source=f"web:{record.source}")
 
 
 def _create_reserved(record: WebSubmission, parsed: ParsedEmail, settings: Settings) -> Outcome:
@@ -110,21 +108,3 @@ def _store_status_link(key: str, ticket: Ticket, settings: Settings) -> None:
         ).save(force_insert=True)
     except NotUniqueError:  # a retry after a crash: stored already
         pass
-
-
-def notify_assignee(ticket_number: int, settings: Settings) -> None:
-    """Tell the ticket's assignee that the requester replied from the portal."""
-    ticket = Ticket.objects(number=ticket_number).only("number", "subject", "assignee").first()
-    if ticket is None or ticket.assignee is None:
-        return
-    queue_email(
-        kind="notification",
-        to=[ticket.assignee.email],
-        subject=f"[#{ticket.number}] New reply from the requester: {ticket.subject}"[:300],
-        text=(
-            f"The requester of ticket #{ticket.number} replied from the customer portal.\n\n"
-            f"Open the ticket: {settings.app_url.rstrip('/')}/tickets/{ticket.number}"
-        ),
-        domain=settings.support_address.rsplit("@", 1)[-1],
-        ticket_number=ticket.number,
-    )

@@ -15,6 +15,7 @@ from mongoengine import (
     FileField,
     IntField,
     ListField,
+    ObjectIdField,
     ReferenceField,
     StringField,
 )
@@ -86,6 +87,7 @@ class Ticket(Document):
     assignee = ReferenceField(User)
     assigned_at = DateTimeField()
     routing_reason = StringField(default="")
+    handed_back_by = ObjectIdField()  # who last handed it back to routing: routing passes them over
 
     escalated = BooleanField(default=False)
     escalation_reason = StringField()
@@ -170,6 +172,7 @@ class TicketMessage(Document):
     created_at = DateTimeField(default=utcnow)
     event = StringField(choices=EVENT_KINDS)  # for kind "event": what happened (the timeline's label)
     reason = StringField()  # for kind "event": why, as the person gave it
+    notice_message_id = StringField()  # for a customer's email: its assignee notification's id, chosen once
 
     meta = {"collection": "ticket_messages", "indexes": [("ticket", "created_at"), "ticket_number"]}
 

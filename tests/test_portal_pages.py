@@ -10,9 +10,10 @@ import io
 from daemon.ingest import ingest
 from models import OutboundEmail, Ticket, TicketMessage, User
 from models.portal_links import PortalSignInLink
+from models.submissions import WebSubmission
 from tests.portal_support import daemon_intake, form_token, link_in, sent_emails
 from tests.support import make_email
-from tests.web_support import app, make_user, status_link_token  # noqa: F401
+from tests.web_support import app, cookie_login, make_user, status_link_token  # noqa: F401
 from webadmin import ticket_actions
 
 
@@ -162,3 +163,30 @@ def test_a_signed_in_customer_opens_a_request_without_another_confirmation(app, 
     ticket = Ticket.objects.get(subject="Second printer")
     assert ticket.requester_email == "ada@customer.test"  # the session's address, not the one typed
     assert "Second printer" in client.get("/portal/").get_data(as_text=True)
+
+
+def test_portal_reply_reopens_a_pending_ticket_and_notifies_the_assignee_once(app, settings, mail) -> None:
+    moderator = make_user("mod@example.test")
+    ticket = _email_ticket(settings, "VPN drops")
+    client = app.test_client()
+    _sign_in(client, settings, mail, "ada@customer.test")
+    ticket_actions.assign(ticket, moderator, moderator, "mine", settings)
+    ticket_actions.reply(ticket, moderator, "Which client version do you run?", settings)
+    assert Ticket.objects.get(id=ticket.id).status == "pending"  # waiting on the customer
+    csrf = client.get_cookie("csrf_access_token").value
+    client.post(f"/portal/tickets/{ticket.number}/reply", data={"csrf_token": csrf, "text": "Version 5.2."})
+    assert daemon_intake(settings) == 1
+    assert Ticket.objects.get(id=ticket.id).status == "open"
+    [event] = TicketMessage.objects(ticket_number=ticket.number, kind="event", text__contains="pending -> open")
+    assert event.text == "status pending -> open (customer replied) by ada@customer.test"
+    [notice] = OutboundEmail.objects(kind="notification", to="mod@example.test")
+    assert "Customer replied" in notice.subject
+    # the daemon crashed before it marked the submission done: it ingests it again, and queues nothing more
+    WebSubmission.objects(kind="reply").update(set__state="ready", set__ready_at=dt.datetime(2000, 1, 1))
+    assert daemon_intake(settings) == 1
+    assert OutboundEmail.objects(kind="notification", to="mod@example.test").count() == 1
+    assert TicketMessage.objects(ticket_number=ticket.number, kind="inbound").count() == 2
+    staff = app.test_client()
+    cookie_login(staff, "mod@example.test")
+    timeline = staff.get(f"/tickets/{ticket.number}").get_data(as_text=True)
+    assert "status pending -&gt; open (customer replied) by ada@customer.test" in timeline

@@ -130,6 +130,8 @@ def _queries() -> list[tuple[str, type, dict, dict | None]]:
         ("ledger of a batch", MessageLedger, {"_id": {"$in": ["a", "b"]}}, None),
         ("source message", Ticket, Ticket.objects(source_message_id="<5@example.test>")._query, None),
         ("ack by Message-ID", OutboundEmail, OutboundEmail.objects(message_id="<a5@x>")._query, None),
+        ("reply's notification id", TicketMessage, {"message_id": "<5@example.test>", "notice_message_id": None}, None),
+        ("reopen on reply", Ticket, {"_id": someone, "status": {"$in": ["resolved", "closed", "pending"]}}, None),
         (
             "re-ingest requests",
             QuarantinedEmail,
@@ -171,6 +173,8 @@ NAMES = [
     "ledger of a batch",
     "source message",
     "ack by Message-ID",
+    "reply's notification id",
+    "reopen on reply",
     "re-ingest requests",
     "highest number",
     "triage batch claimed by _id",

@@ -122,3 +122,37 @@ def test_leaving_admin_hands_escalated_tickets_to_another_admin(db, settings):
     assert reroute_open_tickets_of(leaving, "boss2@x.test", settings) == 1  # still active at this point
     ticket.reload()
     assert ticket.assignee == other and ticket.status == "escalated"
+
+
+def test_routing_passes_over_the_one_who_handed_a_ticket_back(db, settings):
+    from triage.routing_batch import plan
+
+    ensure_default_taxonomy()
+    admin = make_staff("admin@x.test", role="admin")
+    holder = make_staff("holder@x.test", skills=["payments"])  # the best fit: no open tickets
+    other = make_staff("other@x.test", skills=["payments"])
+    make_ticket("busy", "x", assignee=other, status="open")
+    now = dt.datetime(2026, 1, 1, 12, 0)
+    ticket = make_ticket("Refund", "x", required_skills=["payments"], handed_back_by=holder.id)
+    fresh = make_ticket("Refund too", "x", required_skills=["payments"])
+    [(_, handed_back), (_, new)] = plan([ticket, fresh], now)
+    assert handed_back.assignee == other and not handed_back.escalated
+    assert new.assignee == holder  # only the ticket they handed back passes them over
+
+    User.objects(id=other.id).update(set__active=False)
+    [(_, alone)] = plan([ticket], now)  # no one else covers payments: escalated to an admin
+    assert alone.assignee == admin and alone.escalated
+    assert alone.escalation_reason == "no other active moderator covers payments"
+
+
+def test_an_admin_handing_back_with_no_one_else_active_gets_it_again(db, settings):
+    from triage.routing_batch import plan
+
+    ensure_default_taxonomy()
+    admin = make_staff("admin@x.test", role="admin")
+    ticket = make_ticket("Odd one", "x", required_skills=["sso"], handed_back_by=admin.id)
+    [(_, decision)] = plan([ticket], dt.datetime(2026, 1, 1, 12, 0))
+    assert decision.assignee == admin and decision.escalated  # better than nobody
+    second = make_staff("admin2@x.test", role="admin")
+    [(_, decision)] = plan([ticket], dt.datetime(2026, 1, 1, 12, 0))
+    assert decision.assignee == second

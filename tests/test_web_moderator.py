@@ -436,3 +436,24 @@ def test_moderator_hands_a_ticket_back_and_routing_assigns_it_again(app, db, set
     assert (
         AuditEvent.objects(action="assign", ticket_number=ticket.number, reason="handed back to routing").count() == 1
     )
+
+
+def test_hand_back_by_the_only_fitting_moderator_escalates_to_an_admin(app, db, settings) -> None:
+    from triage.jobs import triage_job
+
+    Skill(name="vpn").save()
+    admin = make_user("admin@example.test", role="admin")
+    holder = make_user("holder@example.test", skills=("vpn",))
+    make_user("printers@example.test", skills=("printers",))
+    ticket = make_ticket(required_skills=("vpn",))
+    Ticket.objects(id=ticket.id).update_one(set__triage__human_fields=["required_skills"])
+    ticket.reload()
+    ticket_actions.assign(ticket, holder, holder, "took it", settings)
+    client = app.test_client()
+    csrf = cookie_login(client, "holder@example.test")
+    assert client.post(f"/tickets/{ticket.number}/handback", data={"csrf_token": csrf}).status_code == 302
+    triage_job(settings)  # before: routing gave it straight back to holder, still the best fit
+    ticket.reload()
+    assert ticket.assignee == admin and ticket.status == "escalated"
+    assert ticket.escalation_reason == "no other active moderator covers vpn"
+    assert OutboundEmail.objects(ticket_number=ticket.number, to="admin@example.test", kind="notification").count() == 1

@@ -135,3 +135,26 @@ def test_a_users_page_past_the_end_is_empty_not_an_error(app, db) -> None:
     admin = make_user("admin@example.test", role="admin")
     response = app.test_client().get("/api/users?page=99999999999999999999", headers=bearer(app, admin))
     assert response.status_code == 200 and response.get_json() == []
+
+
+def test_ticket_detail_carries_the_triage_notes_for_staff_only(app, db) -> None:
+    from triage.facts import extract_facts
+    from triage.notes import ticket_fields
+
+    admin = make_user("admin@example.test", role="admin")
+    requester = make_user("ann@example.test", role="user", password=None)
+    body = "Order 48213 was charged twice, the portal says error 0x80070005."
+    earlier = make_ticket(subject="Charged twice for order 1177", status="resolved")
+    similar = {"number": earlier.number, "similarity": 0.61, "subject": earlier.subject, "status": "resolved"}
+    notes = {"facts": extract_facts("Charged twice", body), "similar_tickets": [{**similar, "category": "billing"}]}
+    ticket = make_ticket(subject="Charged twice", body=body, requester="ann@example.test", **ticket_fields(notes))
+    client = app.test_client()
+
+    detail = client.get(f"/api/tickets/{ticket.number}", headers=bearer(app, admin)).get_json()
+    assert detail["facts"]["order_numbers"] == ["48213"] and detail["facts"]["error_codes"] == ["0x80070005"]
+    [found] = detail["similar_tickets"]
+    assert found["number"] == earlier.number and found["similarity"] == 0.61 and found["status"] == "resolved"
+    own = client.get(f"/api/tickets/{ticket.number}", headers=bearer(app, requester)).get_json()
+    assert "facts" not in own and "similar_tickets" not in own  # AI notes are for staff
+    schema = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    assert {"facts", "similar_tickets"} <= set(schema["TicketDetail"]["properties"])

@@ -140,11 +140,14 @@ class RoutingContext:
         return RoutingDecision(admin, text, escalated=True, escalation_reason=reason)
 
     def decide(self, ticket: Ticket, exclude: set[str] | None = None) -> RoutingDecision:
-        """The best moderator, or an escalation to an admin when no active moderator covers the skills."""
+        """The best moderator, or an escalation to an admin when no active moderator covers the skills.
+
+        `exclude`: user ids (str) passed over, e.g. the one who handed the ticket back to routing."""
         decision = self.choose_moderator(ticket, exclude)
         if decision is None:
             wanted = ", ".join(ticket.required_skills or []) or "any skill"
-            decision = self.escalation(ticket, f"no active moderator covers {wanted}", exclude)
+            other = "other " if exclude else ""
+            decision = self.escalation(ticket, f"no {other}active moderator covers {wanted}", exclude)
         return decision
 
 

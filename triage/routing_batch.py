@@ -28,11 +28,19 @@ def plan(tickets: list[Ticket], now: dt.datetime) -> Planned:
     context = RoutingContext.read()
     planned = []
     for ticket in tickets:
-        decision = context.decide(ticket)
+        passed_over = handed_back_by(ticket)
+        decision = context.decide(ticket, exclude=passed_over)
+        if decision.assignee is None and passed_over:  # an admin handed it back and no one else is active
+            decision = context.decide(ticket)
         if decision.assignee is not None:
             context.count_assignment(decision.assignee, now)
         planned.append((ticket, decision))
     return planned
+
+
+def handed_back_by(ticket: Ticket) -> set[str] | None:
+    """Who routing passes over for `ticket`: the staff member who handed it back, if anyone did."""
+    return {str(ticket.handed_back_by)} if ticket.handed_back_by else None
 
 
 def assignment(decision: RoutingDecision, now: dt.datetime) -> dict:

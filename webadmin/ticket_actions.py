@@ -192,9 +192,11 @@ def deescalate(ticket: Ticket, actor: User, reason: str, settings: Settings) -> 
 
 
 def hand_back(ticket: Ticket, actor: User, settings: Settings) -> None:
-    """Unassign and queue the ticket for triage again, so the daemon's routing gives it to someone."""
+    """Unassign and queue the ticket for triage again, so the daemon's routing gives it to someone else
+    (routing passes over `actor`; when no one else fits, it escalates to an admin)."""
     old = ticket.assignee.email if ticket.assignee else "nobody"
     ticket.assignee, ticket.assigned_at = None, None
+    ticket.handed_back_by = actor.id
     ticket.routing_reason = f"handed back to routing by {actor.email}"
     if ticket.escalated:
         ticket.escalated = False

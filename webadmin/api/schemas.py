@@ -137,11 +137,28 @@ class ThreadMessageSchema(Schema):
     attachments = fields.List(fields.Nested(AttachmentSchema))
 
 
+class SimilarTicketSchema(Schema):
+    number = fields.Integer()
+    similarity = fields.Float(metadata={"description": "cosine similarity of the texts, 0..1"})
+    subject = fields.String()
+    status = fields.String()
+    category = fields.String()
+    reply = fields.String(metadata={"description": "the start of the first staff reply on that ticket"})
+
+
 class TicketDetailSchema(TicketSummarySchema):
     required_skills = fields.List(fields.String())
     language = fields.String(allow_none=True)
     summary = fields.String(allow_none=True)
     helpful_notes = fields.String(allow_none=True)
+    facts = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "triage notes: what the email mentions, by kind (order_numbers, error_codes, ...)"},
+    )
+    similar_tickets = fields.List(
+        fields.Nested(SimilarTicketSchema), metadata={"description": "triage notes: the most similar earlier tickets"}
+    )
     confidence = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
     routing_reason = fields.String(allow_none=True)
     escalation_reason = fields.String(allow_none=True)

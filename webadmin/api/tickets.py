@@ -101,6 +101,8 @@ def detail_dict(ticket: Ticket, viewer: User) -> dict:
             language=ticket.language,
             summary=ticket.summary,
             helpful_notes=ticket.helpful_notes,
+            facts={str(kind): [str(v) for v in values] for kind, values in (ticket.facts or {}).items()},
+            similar_tickets=[dict(similar) for similar in ticket.similar_tickets or []],
             confidence={k: float(v) for k, v in (ticket.triage.confidence or {}).items()},
             routing_reason=ticket.routing_reason,
             escalation_reason=ticket.escalation_reason,

@@ -87,7 +87,7 @@ def ticket(number: int) -> Response:
 @customer_required
 def reply(number: int) -> Response:
     """Hand the reply to the daemon as an email answering the ticket: it joins the thread exactly as an
-    emailed reply (reopening a resolved ticket), and the assignee is notified."""
+    emailed reply (reopening a pending, resolved or closed ticket; the assignee is notified: daemon/replies.py)."""
     found = own_ticket(number)
     text = clean_text(request.form.get("text", ""))
     if not text or len(text) > MAX_TEXT:
