@@ -41,7 +41,9 @@ def may_write(ticket: Ticket, parsed: ParsedEmail, answered_message_id: str | No
 def link_possibly_related(ticket: Ticket, related_number: int, parsed: ParsedEmail) -> None:
     """Mark a new ticket as possibly related to #N, with an internal note saying why (idempotent)."""
     Ticket.objects(id=ticket.id).update_one(add_to_set__related_to=related_number)
-    key = hashlib.sha256(f"{parsed.message_id}:{related_number}".encode()).hexdigest()[:32]
+    # keyed by the new ticket's id, which a sender cannot know in advance: a crafted Message-ID cannot take
+    # the note's place (a sender chooses their own Message-ID, so a hash of it alone is theirs to compute)
+    key = hashlib.sha256(f"{ticket.id}:{parsed.message_id}:{related_number}".encode()).hexdigest()[:32]
     note = TicketMessage(
         ticket=ticket,
         ticket_number=ticket.number,

@@ -87,6 +87,24 @@ def test_stranger_replying_to_our_real_message_id_opens_a_linked_ticket(settings
     assert not note.public and f"Possibly related to #{number}" in note.text
 
 
+def test_a_crafted_message_id_cannot_suppress_the_related_note(settings: Settings, mail: MailStack) -> None:
+    """The note's id is not computable from what the sender sends: an earlier email carrying the id the
+    note would get from the sender's own Message-ID alone does not stop the note."""
+    import hashlib
+
+    number, ack = victim_ticket(settings, mail)
+    Ticket.objects(number=number).update_one(set__status="closed")
+    guess = hashlib.sha256(f"<stranger-reply-1@attacker.example>:{number}".encode()).hexdigest()[:32]
+    decoy = raw_email(
+        sender="mallory@attacker.example", subject="hello", message_id=f"<related-{guess}@internal.helpdesk.invalid>"
+    )
+    assert isinstance(ingest(decoy, settings), Created)
+    outcome = ingest(attack("stranger_reply_template.eml", number=number, message_id=ack.message_id), settings)
+    assert isinstance(outcome, Created)
+    note = TicketMessage.objects.get(ticket_number=outcome.ticket_number, kind="note")
+    assert f"Possibly related to #{number}" in note.text
+
+
 def test_requester_participant_staff_and_recipient_may_thread(settings: Settings, mail: MailStack) -> None:
     original = raw_email(sender="vera@victim.example", subject="Payroll", Cc="boss@victim.example")
     number = ingest(original, settings).ticket_number
