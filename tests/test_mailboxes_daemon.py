@@ -25,7 +25,7 @@ from models.mailboxes import SupportMailbox
 from tests.conftest import make_settings
 from tests.daemon_support import raw_email
 from tests.support import SUPPORT, MailStack
-from tests.web_support import bearer, make_user
+from tests.web_support import bearer, cookie_login, make_user
 from triage.provider import TriageResult
 from triage.service import result_changes
 from webadmin import create_app
@@ -259,3 +259,18 @@ def test_the_mailbox_default_category_stands_where_triage_is_not_confident(
     unsure = result_changes(plain, _result("technical", 0.2), [], settings, dt.datetime(2026, 1, 1))
     assert unsure["category"] == "technical" and unsure["triage.state"] == "review"  # no mailbox: as before
     assert unsure["required_skills"] == ["vpn"]
+
+
+def test_the_admin_panel_lists_each_mailbox_with_its_state(base: Settings, mail: MailStack) -> None:
+    billing(mail)
+    add_mailbox(BROKEN, "customer@example.test", "Wrong-Secret-123", mail.imap_port)
+    run_once(base)
+    app = create_app(base)
+    make_user("admin@example.test", role="admin")
+    client = app.test_client()
+    cookie_login(client, "admin@example.test")
+    page = client.get("/admin/mailboxes/").get_data(as_text=True)
+    rows = {address: page.split(address, 1)[1][:1500] for address in (BILLING, BROKEN)}
+    assert 'badge-success">ok</span> last read' in rows[BILLING]
+    assert 'badge-danger">failing</span> never read' in rows[BROKEN] and "LoginError" in rows[BROKEN]
+    assert "Wrong-Secret-123" not in page
