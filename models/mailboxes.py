@@ -108,8 +108,9 @@ class SupportMailbox(Document):
         return MailboxSettings(
             **plain,
             mailbox_address=self.address,
-            default_category=(self.default_category or "").strip().lower(),
-            default_skills=tuple(s.strip().lower() for s in self.default_skills or () if s.strip()),
+            # within the ticket's limits (64 characters each): a long value must not fail every email's insert
+            default_category=(self.default_category or "").strip().lower()[:64],
+            default_skills=tuple(dict.fromkeys(s.strip().lower()[:64] for s in self.default_skills or () if s.strip())),
             ack_signature=self.ack_signature or "",
         )
 

@@ -274,3 +274,19 @@ def test_the_admin_panel_lists_each_mailbox_with_its_state(base: Settings, mail:
     assert 'badge-success">ok</span> last read' in rows[BILLING]
     assert 'badge-danger">failing</span> never read' in rows[BROKEN] and "LoginError" in rows[BROKEN]
     assert "Wrong-Secret-123" not in page
+
+
+def test_an_email_sent_to_two_support_addresses_opens_one_ticket_acknowledged_once(
+    base: Settings, mail: MailStack
+) -> None:
+    billing(mail)
+    both = raw_email(subject="Cc to both of you", to=f"{SUPPORT}, {BILLING}")
+    mail.deliver(both)
+    mail.deliver(both, user=BILLING_LOGIN)
+    summary = run_once(base)
+    assert summary["mailbox"] == {"Created": 1}  # read first
+    assert "Created" not in summary[f"mailbox:{BILLING}"]  # the same Message-ID: known already
+    assert Ticket.objects.count() == 1 and Ticket.objects.get().mailbox == ""
+    assert len(mail.wait_for_sink(1)) == 1
+    time.sleep(1)
+    assert len(mail.sink_messages()) == 1
