@@ -207,6 +207,10 @@ def test_a_reply_and_a_notification_about_a_second_mailbox_ticket_leave_from_its
     assert by_subject[f"Re: [#{reset.number}] Password reset"]["From"] == SUPPORT
     assert by_subject[f"[#{refund.number}] Assigned to you"]["From"] == BILLING
     assert "Done, sorry." in text_of(by_subject[f"Re: [#{refund.number}] Refund please"])
+    cookie_login(client, "agent@example.test")
+    page = client.get(f"/tickets/{refund.number}").get_data(as_text=True)
+    assert f'<span class="mailbox">to {BILLING}</span>' in page and f"(from {BILLING})" in page
+    assert 'class="mailbox"' not in client.get(f"/tickets/{reset.number}").get_data(as_text=True)
 
 
 def test_a_mailbox_whose_credential_does_not_open_fails_only_its_own_emails(base: Settings, mail: MailStack) -> None:
