@@ -6,7 +6,11 @@ defaults, and every email about a ticket goes out From that address. Real Doveco
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +18,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
-from config import Settings
+from config import Settings, to_environ
 from daemon.mailboxes import MailboxSupervisor
 from daemon.outbox import send_due
 from daemon.poller import run_mailbox_loop
@@ -22,7 +26,7 @@ from daemon.scheduler import run_once
 from mailauth.sealed import new_key
 from models import MailboxCursor, OutboundEmail, Ticket, queue_email, utcnow
 from models.mailboxes import SupportMailbox
-from tests.conftest import make_settings
+from tests.conftest import ROOT, make_settings
 from tests.daemon_support import raw_email
 from tests.support import SUPPORT, MailStack
 from tests.web_support import bearer, cookie_login, make_user
@@ -294,3 +298,24 @@ def test_an_email_sent_to_two_support_addresses_opens_one_ticket_acknowledged_on
     assert len(mail.wait_for_sink(1)) == 1
     time.sleep(1)
     assert len(mail.sink_messages()) == 1
+
+
+def test_the_running_daemon_reads_a_second_mailbox_beside_a_broken_one_and_stops_on_sigterm(
+    base: Settings, mail: MailStack
+) -> None:
+    billing(mail)
+    add_mailbox(BROKEN, "customer@example.test", "password", closed_port())
+    env = {**os.environ, **to_environ(base), "IMAP_IDLE_SECONDS": "0.5"}
+    process = subprocess.Popen([sys.executable, "run_daemon.py"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        mail.deliver(raw_email(subject="Daemon billing", to=BILLING, sender="d1@example.org"), user=BILLING_LOGIN)
+        mail.deliver(raw_email(subject="Daemon support", to=SUPPORT, sender="d2@example.org"))
+        sent = {m["Subject"].split("] ", 1)[1]: m["From"] for m in mail.wait_for_sink(2, timeout=30)}
+        assert sent == {"Daemon billing": BILLING, "Daemon support": SUPPORT}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = process.stderr.read() if process.stderr else ""
+    assert f"reading mailbox {BILLING}" in log and "ConnectionRefusedError" in log and "stopped" in log
