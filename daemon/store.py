@@ -123,7 +123,8 @@ def build_ticket(parsed: ParsedEmail, settings: Settings, number: int, requester
     mailbox = mailbox_of(settings)
     if mailbox is not None:  # the address it came in on, and that mailbox's defaults until triage decides
         ticket.mailbox = mailbox.mailbox_address
-        ticket.mailbox_category, ticket.mailbox_skills = mailbox.default_category, list(mailbox.default_skills)
+        ticket.mailbox_category = mailbox.default_category or None
+        ticket.mailbox_skills = list(mailbox.default_skills) or None
         ticket.category = mailbox.default_category or None
         ticket.required_skills = list(mailbox.default_skills)
     return ticket

@@ -111,8 +111,8 @@ class Ticket(Document):
     # the support address it came in on (models/mailboxes.py; "" = the settings' mailbox or the web) and that
     # mailbox's defaults when it arrived: triage keeps them when it is not confident (triage/service.py)
     mailbox = StringField(default="")
-    mailbox_category = StringField(default="")
-    mailbox_skills = ListField(StringField(max_length=64))
+    mailbox_category = StringField()
+    mailbox_skills = ListField(StringField(max_length=64), default=None)
 
     meta = {
         "collection": "tickets",

@@ -77,7 +77,7 @@ def text_of(message) -> str:  # noqa: ANN001 - an EmailMessage from the sink
     return message.get_content().replace("\r\n", "\n")  # Dovecot and the sink hand back CRLF
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 20.0) -> None:
+def wait_until(condition: Callable[[], object], timeout: float = 45.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -143,7 +143,7 @@ def test_two_mailboxes_ingest_at_once_while_an_unreachable_one_is_retried(base: 
             )
             mail.deliver(raw_email(subject=f"Login question {n}", to=SUPPORT, sender=f"b{n}@example.org"))
         wait_until(lambda: Ticket.objects.count() == 6)
-        sent = mail.wait_for_sink(6)
+        sent = mail.wait_for_sink(6, timeout=45)  # Dovecot slows logins after a refused one, by up to 15 s
         senders = sorted((m["Subject"].split("] ", 1)[1], m["From"]) for m in sent)
         assert senders == sorted(
             [(f"Invoice question {n}", BILLING) for n in range(3)]

@@ -181,7 +181,7 @@ def result_changes(
     else:  # the offline model's threshold, chosen at retrain for >= 90% held-out category accuracy
         low = [] if result.auto_route or "category" in human else ["category"]
     # a mailbox's default category (models/mailboxes.py) stands where triage is not confident of one
-    fallback = ticket.mailbox_category if "category" in low and ticket.mailbox_category else ""
+    fallback = (ticket.mailbox_category or "") if "category" in low else ""
     if fallback:
         low = [f for f in low if f != "category"]
     reasons = list(ticket.security_flags or [])
