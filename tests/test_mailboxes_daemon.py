@@ -130,6 +130,7 @@ def test_run_once_reads_every_mailbox_and_a_refused_login_stops_none_of_the_othe
 def test_two_mailboxes_ingest_at_once_while_an_unreachable_one_is_retried(base: Settings, mail: MailStack) -> None:
     billing(mail)
     add_mailbox(BROKEN, "customer@example.test", "password", closed_port())
+    app = create_app(base)  # before the loops start: create_app reconnects the database, under their feet
     stop_base, stop = threading.Event(), threading.Event()
     supervisor = MailboxSupervisor(base, stop)
     own = threading.Thread(target=run_mailbox_loop, args=[base, stop_base], daemon=True)
@@ -153,7 +154,7 @@ def test_two_mailboxes_ingest_at_once_while_an_unreachable_one_is_retried(base: 
         assert {t.category for t in Ticket.objects(subject__startswith="Invoice")} == {"billing"}  # not triaged yet
         broken = SupportMailbox.objects.get(address=BROKEN)
         wait_until(lambda: MailboxCursor.objects(mailbox=broken.cursor_name, last_error__ne=None).first())
-        state = {m["address"]: m for m in health(create_app(base))["mailboxes"]}
+        state = {m["address"]: m for m in health(app)["mailboxes"]}
         assert "ConnectionRefusedError" in state[BROKEN]["last_error"]
         assert state[BILLING]["last_error"] is None and state[BILLING]["last_poll_at"] is not None
 
@@ -166,7 +167,7 @@ def test_two_mailboxes_ingest_at_once_while_an_unreachable_one_is_retried(base: 
         licence = raw_email(subject="Bulk licence", to="sales@example.test", sender="c@example.org")
         mail.deliver(licence, user="customer@example.test")
         wait_until(lambda: Ticket.objects(mailbox="sales@example.test").count() == 1)
-        assert health(create_app(base))["status"] == "ok"  # the disabled one is no longer a problem
+        assert health(app)["status"] == "ok"  # the disabled one is no longer a problem
     finally:
         stop.set()
         stop_base.set()
