@@ -9,6 +9,7 @@ Each kill waits until the daemon has stored more tickets since the previous one,
 A killed daemon is restarted after its mailbox lease expires; a killed FerretDB or PostgreSQL is restarted
 with scripts/db.sh start after a random pause, while the daemon keeps running (it is restarted too if it
 exited on its own, and such exits are counted).
+BENCH_MAILBOXES=2 splits the emails across two support mailboxes, which the daemon reads at the same time.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import pymongo
 from ingest_stack import (
     DB_DIR,
     ROOT,
-    append_all,
+    add_second_mailbox,
+    append_split,
     bench_settings,
     script,
     settings_env,
@@ -118,7 +120,7 @@ def run(target: str, count: int, kills: int, rng: random.Random) -> bool:
             message = synthetic_email(index)
             message_ids.add(message["Message-ID"])
             raws.append(bytes(message))
-        append_all(settings, raws)
+        append_split(settings, add_second_mailbox(settings), raws)
         disconnect_db()  # the bench's own mongoengine connection is not needed while servers die
         command = [sys.executable, "run_daemon.py", "--log-level", "WARNING"]
         began = time.monotonic()

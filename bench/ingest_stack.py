@@ -34,6 +34,12 @@ MAIL_PORTS = {name: port + 100 * SLOT for name, port in _BASE_MAIL_PORTS.items()
 MAIL_DIR = pathlib.Path("/tmp/helpdesk-bench-mail" + (f"-{SLOT}" if SLOT else ""))
 DB_DIR = ROOT / ".cache" / ("bench-db" + (f"-{SLOT}" if SLOT else ""))
 SUPPORT = "support@example.test"
+# BENCH_MAILBOXES=2: the emails are split across the settings' mailbox and a SupportMailbox kept in the database
+# (billing@, read as Dovecot's user moderator@), which the daemon reads at the same time in its own loop
+MAILBOXES = int(os.environ.get("BENCH_MAILBOXES", "1"))
+SECOND = "billing@example.test"
+SECOND_LOGIN = "moderator@example.test"
+MAILBOX_KEY = "YmVuY2gtbWFpbGJveC1rZXktMDEyMzQ1Njc4OWFiY2Q="  # Fernet; a benchmark key, no secret
 
 
 def script(name: str, action: str) -> None:
@@ -92,6 +98,7 @@ def bench_settings(**overrides: object) -> Settings:
         "ack_limit_per_hour": 1000,
         "ack_limit_total_per_hour": 1_000_000,  # the backscatter cap would stop a benchmark's acknowledgements
         "model_dir": str(ROOT / ".cache" / "bench-triage-model"),
+        "mailbox_secret_key": MAILBOX_KEY,
     }
     values.update(overrides)
     return load_settings(environ={}, env_file=None, **values)
@@ -125,6 +132,34 @@ def append_all(settings: Settings, raws: list[bytes], folder: str = "INBOX") -> 
     with connect(settings) as client:
         for raw in raws:
             client.append(folder, raw)
+
+
+def add_second_mailbox(settings: Settings) -> Settings | None:
+    """With BENCH_MAILBOXES=2: store the second support mailbox (enabled) and return its settings; else None."""
+    if MAILBOXES < 2:
+        return None
+    from models.mailboxes import SupportMailbox
+
+    mailbox = SupportMailbox(
+        address=SECOND,
+        name="Billing",
+        imap_host=settings.imap_host,
+        imap_port=settings.imap_port,
+        imap_security="none",
+        imap_user=SECOND_LOGIN,
+    )
+    mailbox.set_secret("password", MAILBOX_KEY)
+    mailbox.save()
+    return mailbox.settings_for(settings, MAILBOX_KEY)
+
+
+def append_split(settings: Settings, second: Settings | None, raws: list[bytes]) -> None:
+    """`append_all`, every other email into the second mailbox when there is one."""
+    if second is None:
+        append_all(settings, raws)
+        return
+    append_all(settings, raws[0::2])
+    append_all(second, raws[1::2])
 
 
 def sink_files() -> list[pathlib.Path]:

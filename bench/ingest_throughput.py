@@ -2,6 +2,8 @@
 beside the raw imapclient fetch rate of the same mailbox. Goal: at least 300 emails/s.
 
     .venv/bin/python bench/ingest_throughput.py [N]      (default 2000)
+
+BENCH_MAILBOXES=2 splits the N emails across two support mailboxes, read at the same time (one thread each).
 """
 
 from __future__ import annotations
@@ -11,8 +13,17 @@ import os
 import resource
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from ingest_stack import append_all, sink_files, start_stack, stop_stack, synthetic_email
+from ingest_stack import (
+    MAILBOXES,
+    add_second_mailbox,
+    append_split,
+    sink_files,
+    start_stack,
+    stop_stack,
+    synthetic_email,
+)
 
 from daemon.mailbox import connect
 from daemon.poller import poll_once
@@ -43,8 +54,9 @@ def main() -> None:
     try:
         raws = [bytes(synthetic_email(i)) for i in range(count)]
         started = time.perf_counter()
-        append_all(settings, raws)
-        print(f"appended {count} emails in {time.perf_counter() - started:.1f} s")
+        second = add_second_mailbox(settings)
+        append_split(settings, second, raws)
+        print(f"appended {count} emails to {MAILBOXES} mailbox(es) in {time.perf_counter() - started:.1f} s")
 
         fetched, fetch_seconds = raw_fetch_rate(settings)
         raw_rate = fetched / fetch_seconds
@@ -54,12 +66,14 @@ def main() -> None:
         )
 
         started, cpu = time.perf_counter(), _cpu_seconds()
-        result = poll_once(settings)
+        readers = [settings] if second is None else [settings, second]
+        with ThreadPoolExecutor(len(readers)) as pool:  # each mailbox read at the same time, as the daemon does
+            processed = sum(result.processed for result in pool.map(poll_once, readers))
         seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
         tickets = Ticket.objects.count()
         rate = tickets / seconds
         print(
-            f"end to end: {result.processed} processed, {tickets} tickets, {len(sink_files())} acknowledgements "
+            f"end to end: {processed} processed, {tickets} tickets, {len(sink_files())} acknowledgements "
             f"in {seconds:.1f} s = {rate:.1f} tickets/s"
         )
         print(f"daemon-side CPU (this process and its parser process): {cpu * 1000 / max(1, tickets):.1f} ms per email")

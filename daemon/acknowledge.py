@@ -19,6 +19,7 @@ from daemon.parse import ParsedEmail
 from models import AckRateCounter, OutboundEmail, Ticket, utcnow
 from models.base import retry_on_conflict
 from models.links import create_status_token, create_status_tokens, status_url
+from models.mailboxes import mailbox_of
 from models.outbox import build_email, make_message_id, queue_emails, record_outbound
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,9 @@ def acknowledgement_text(
         f"To add information, reply to this email and keep the [#{ticket.number}] in the subject.\n\n"
         "This is an automatic reply."
     )
+    mailbox = mailbox_of(settings)
+    if mailbox is not None and mailbox.ack_signature.strip():  # set by an admin, not by the sender
+        text += "\n\n-- \n" + mailbox.ack_signature.strip()
     references = list(dict.fromkeys([*parsed.references[-10:], parsed.message_id]))
     return subject, text, references
 
@@ -164,6 +168,7 @@ def build_acknowledgement(
         message_id=claim_ack_message_id(ticket, settings),
         claim_owner=SENDER_ID,
         claim_seconds=ACK_CLAIM_SECONDS,
+        mailbox=mailbox.mailbox_address if (mailbox := mailbox_of(settings)) else "",
     )
 
 

@@ -18,6 +18,7 @@ from imapclient.imapclient import SEEN
 from config import Settings
 from daemon.oauth import imap_login
 from models import MailboxCursor, utcnow
+from models.mailboxes import cursor_key
 
 logger = logging.getLogger(__name__)
 INGESTED_KEYWORD = b"$HelpdeskIngested"
@@ -25,7 +26,7 @@ MAX_ERROR_LENGTH = 200
 
 
 def mailbox_name(settings: Settings) -> str:
-    return f"{settings.imap_user}@{settings.imap_host}:{settings.imap_port}/{settings.imap_folder}"
+    return cursor_key(settings.imap_user, settings.imap_host, settings.imap_port, settings.imap_folder)
 
 
 def poll_error_text(exc: BaseException, at: dt.datetime, secrets: tuple[str, ...] = ()) -> str:

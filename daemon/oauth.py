@@ -19,7 +19,9 @@ from imapclient.exceptions import LoginError
 
 from config import Settings
 from mailauth.endpoint import EndpointUnavailable, GrantError, OAuthClient, TokenGrant, refresh
+from mailauth.sealed import seal
 from mailauth.token_file import read_refresh_token, write_refresh_token
+from models.mailboxes import SupportMailbox, mailbox_of
 from models.oauth import AUTHORIZE_COMMAND, record_grant
 
 logger = logging.getLogger(__name__)
@@ -103,12 +105,26 @@ class MailTokens:
         self._rotated = refresh_token
         path = self.settings.oauth_refresh_token_file
         if not path:
+            self._reseal(refresh_token)
             return
         try:
             write_refresh_token(path, refresh_token)
             self._file_seen = refresh_token
         except OSError as exc:
             logger.error("could not store the rotated refresh token of %s in %s: %s", self.account, path, exc)
+
+    def _reseal(self, refresh_token: str) -> None:
+        """A mailbox kept in the database: seal the new refresh token into its document (a restart then has it).
+        Its `updated_at` stays: this is no admin's edit, and its loop goes on with the token in memory."""
+        mailbox = mailbox_of(self.settings)
+        if mailbox is None or not self.settings.mailbox_secret_key:
+            return
+        try:
+            SupportMailbox.objects(address=mailbox.mailbox_address).update_one(
+                set__sealed_secret=seal(self.settings.mailbox_secret_key, refresh_token)
+            )
+        except Exception:  # the token is kept in memory meanwhile; logged without it
+            logger.exception("could not store the rotated refresh token of %s", self.account)
 
 
 _tokens: dict[tuple[str, ...], MailTokens] = {}

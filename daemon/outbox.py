@@ -24,8 +24,9 @@ from pymongo import UpdateOne
 from pymongo.errors import ConnectionFailure, OperationFailure
 
 from config import Settings
+from daemon.mailbox_settings import MailboxUnavailable, sender_settings
 from daemon.oauth import MailAuthError, smtp_login
-from models import OutboundEmail, utcnow
+from models import OutboundEmail, Ticket, utcnow
 from models.claims import claim, finish, make_owner_id
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,36 @@ def retry_failed(email_id: object) -> bool:
 
 
 def _send_claimed(emails: list[OutboundEmail], settings: Settings) -> int:
+    """Send claimed emails, From the mailbox each belongs to and through its SMTP login: one connection per
+    mailbox. A mailbox whose settings cannot be had fails its emails (retried later), not the others'."""
+    total = 0
+    for address, group in by_mailbox(emails).items():
+        try:
+            sender = sender_settings(address, settings)
+        except MailboxUnavailable as exc:
+            for email in group:
+                _failed(email, settings, f"{type(exc).__name__}: {exc}")
+            continue
+        total += _send_over_one_connection(group, sender)
+    return total
+
+
+def by_mailbox(emails: list[OutboundEmail]) -> dict[str, list[OutboundEmail]]:
+    """The emails grouped by the address they go out from, in order; an email queued without one goes out
+    from the mailbox its ticket came in on (one query on the unique `number` index for all of them)."""
+    unknown = {e.ticket_number for e in emails if e.mailbox is None and e.ticket_number is not None}
+    came_in_on = {}
+    if unknown:
+        rows = Ticket._get_collection().find({"number": {"$in": list(unknown)}}, {"number": 1, "mailbox": 1})
+        came_in_on = {row["number"]: row.get("mailbox") or "" for row in rows}
+    groups: dict[str, list[OutboundEmail]] = {}
+    for email in emails:
+        address = email.mailbox if email.mailbox is not None else came_in_on.get(email.ticket_number, "")
+        groups.setdefault(address, []).append(email)
+    return groups
+
+
+def _send_over_one_connection(emails: list[OutboundEmail], settings: Settings) -> int:
     """Send claimed emails over one SMTP connection; record success (one write each) or the error on each."""
     app, mail = _mail_app(settings)
     total = 0

@@ -1,4 +1,4 @@
-"""APScheduler 3.x jobs of the daemon: mailbox, outbox, triage, SLA, quarantine re-ingest requests, retrain.
+"""APScheduler 3.x jobs of the daemon: mailboxes, outbox, triage, SLA, quarantine re-ingest requests, retrain.
 
 Explicit job ids, `replace_existing`, `coalesce`, one running instance per job, an error listener.
 SIGTERM sets the stop event: the mailbox loop finishes the message in hand, then the scheduler stops.
@@ -20,6 +20,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from config import Settings
 from daemon.ingest import reingest_requested
+from daemon.mailbox_settings import readable_mailboxes
+from daemon.mailboxes import REFRESH_SECONDS, MailboxSupervisor
 from daemon.outbox import send_due
 from daemon.poller import poll_once, run_mailbox_loop
 from daemon.web_intake import ingest_web_submissions
@@ -61,10 +63,20 @@ def _warm_offline_model(settings: Settings) -> None:
 
 
 def run_once(settings: Settings) -> dict[str, object]:
-    """One full pass of every job (mailbox fetch, outbox send, triage, SLA); what each did."""
+    """One full pass of every job (each mailbox's fetch, outbox send, triage, SLA); what each did.
+
+    The settings' mailbox is "mailbox", another one "mailbox:ADDRESS"; a failing mailbox (recorded on its cursor)
+    is "failed: ..." and the others are read all the same."""
     summary: dict[str, object] = {}
-    result = poll_once(settings)
-    summary["mailbox"] = dict(result.outcomes) if result.lease_held else "lease held by another instance"
+    for address, mailbox_settings in readable_mailboxes(settings):
+        name = f"mailbox:{address}" if address else "mailbox"
+        try:
+            result = poll_once(mailbox_settings)
+        except Exception as exc:  # recorded on its cursor by poll_once; the next mailbox is read all the same
+            logger.warning("mailbox %s failed: %s: %s", address or "of the settings", type(exc).__name__, exc)
+            summary[name] = f"failed: {type(exc).__name__}"
+            continue
+        summary[name] = dict(result.outcomes) if result.lease_held else "lease held by another instance"
     summary["outbox"] = send_due(settings, limit=1000)
     summary["quarantine-reingest"] = reingest_requested(settings)
     summary["web-intake"] = ingest_web_submissions(settings)
@@ -78,7 +90,9 @@ def run_once(settings: Settings) -> dict[str, object]:
     return summary
 
 
-def build_scheduler(settings: Settings, stop: threading.Event) -> BackgroundScheduler:
+def build_scheduler(
+    settings: Settings, stop: threading.Event, mailboxes: MailboxSupervisor | None = None
+) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(8)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -86,6 +100,8 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BackgroundSche
     )
     # the mailbox job is one long-running loop (IDLE, reconnects, lease) until `stop` is set
     scheduler.add_job(run_mailbox_loop, "date", args=[settings, stop], id="mailbox", replace_existing=True)
+    if mailboxes is not None:  # the other support mailboxes, each in its own loop thread (daemon/mailboxes.py)
+        scheduler.add_job(mailboxes.sync, "interval", seconds=REFRESH_SECONDS, id="mailboxes", replace_existing=True)
     scheduler.add_job(
         send_due,
         "interval",
@@ -126,12 +142,15 @@ def run_daemon(settings: Settings, *, once: bool = False) -> int:
     connect_db(settings.mongo_uri)
     ensure_all_indexes()
     if once:
-        logger.info("one pass: %s", run_once(settings))
-        return 0
+        summary = run_once(settings)
+        logger.info("one pass: %s", summary)
+        failed = [name for name, value in summary.items() if name.startswith("mailbox") and str(value)[:6] == "failed"]
+        return 1 if failed else 0
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
-    scheduler = build_scheduler(settings, stop)
+    mailboxes = MailboxSupervisor(settings, stop)
+    scheduler = build_scheduler(settings, stop, mailboxes)
     scheduler.start()
     now = dt.datetime.now(dt.UTC)
     for job in scheduler.get_jobs():  # interval jobs start at once rather than one interval from now
@@ -143,6 +162,7 @@ def run_daemon(settings: Settings, *, once: bool = False) -> int:
     while not stop.wait(timeout=0.5):
         pass
     logger.info("stopping: finishing the message in hand")
+    mailboxes.stop_all()
     scheduler.shutdown(wait=True)
     logger.info("stopped")
     return 0

@@ -16,6 +16,7 @@ from pymongo.errors import BulkWriteError
 from config import Settings
 from daemon.parse import ParsedEmail
 from models import AttachmentRef, Ticket, TicketMessage, User, next_ticket_numbers, utcnow
+from models.mailboxes import mailbox_of
 from models.outbox import make_message_id
 from models.tickets import sla_due
 
@@ -119,6 +120,13 @@ def build_ticket(parsed: ParsedEmail, settings: Settings, number: int, requester
         ack_message_id=make_message_id(settings.support_address.rsplit("@", 1)[1]),
     )
     ticket.sla_due_at = sla_due(now, ticket.priority, settings.sla_hours)
+    mailbox = mailbox_of(settings)
+    if mailbox is not None:  # the address it came in on, and that mailbox's defaults until triage decides
+        ticket.mailbox = mailbox.mailbox_address
+        ticket.mailbox_category = mailbox.default_category or None
+        ticket.mailbox_skills = list(mailbox.default_skills) or None
+        ticket.category = mailbox.default_category or None
+        ticket.required_skills = list(mailbox.default_skills)
     return ticket
 
 

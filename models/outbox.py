@@ -39,6 +39,9 @@ class OutboundEmail(Document):
     message_id = StringField(required=True, unique=True)
     kind = StringField(choices=OUTBOX_KINDS, required=True)
     ticket_number = IntField()
+    # the support address it goes out from and through whose SMTP login (models/mailboxes.py): "" the settings'
+    # mailbox; None (not stored) the one its ticket came in on, looked up when it is sent
+    mailbox = StringField()
     to = ListField(StringField(), required=True)
     subject = StringField(required=True)
     text = StringField(default="")
@@ -98,6 +101,7 @@ def build_email(
     message_id: str | None = None,
     claim_owner: str | None = None,
     claim_seconds: float = 120,
+    mailbox: str | None = None,
 ) -> OutboundEmail:
     """An unsaved outbound email. `claim_owner`: stored already claimed by the caller, who sends it at once
     (the outbox job takes it over only when that claim's lease expires)."""
@@ -112,6 +116,7 @@ def build_email(
         in_reply_to=in_reply_to,
         references=references or [],
         headers=[Header(name=k, value=v) for k, v in (headers or {}).items()],
+        mailbox=mailbox,
     )
     if claim_owner:
         email.state, email.attempts, email.claimed_by = "sending", 1, claim_owner
@@ -134,6 +139,7 @@ def queue_email(
     message_id: str | None = None,
     claim_owner: str | None = None,
     claim_seconds: float = 120,
+    mailbox: str | None = None,
 ) -> OutboundEmail:
     """Store an outbound email (and its Message-ID in the ledger, so replies to it thread); see `build_email`."""
     email = build_email(
@@ -150,6 +156,7 @@ def queue_email(
         message_id=message_id,
         claim_owner=claim_owner,
         claim_seconds=claim_seconds,
+        mailbox=mailbox,
     )
     email.save(force_insert=True)
     if email.ticket_number is not None:

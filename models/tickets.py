@@ -110,6 +110,11 @@ class Ticket(Document):
     ack_message_id = StringField()  # the acknowledgement's random Message-ID: set once, by a conditional update
     related_to = ListField(IntField())  # "possibly related to #N": an unauthorised reply into that ticket's thread
     security_flags = ListField(StringField())  # why a person must review it first (e.g. the sender failed DMARC)
+    # the support address it came in on (models/mailboxes.py; "" = the settings' mailbox or the web) and that
+    # mailbox's defaults when it arrived: triage keeps them when it is not confident (triage/service.py)
+    mailbox = StringField(default="")
+    mailbox_category = StringField()
+    mailbox_skills = ListField(StringField(max_length=64), default=None)
 
     meta = {
         "collection": "tickets",

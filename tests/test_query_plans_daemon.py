@@ -117,6 +117,7 @@ def _queries() -> list[tuple[str, type, dict, dict | None]]:
         ("sla overdue", Ticket, overdue_filter(now), None),
         ("sla missing deadline", Ticket, Ticket.objects(status__in=OPEN_STATUSES, sla_due_at=None)._query, None),
         ("[#N] lookup", Ticket, Ticket.objects(number=17)._query, None),
+        ("outbox: the mailboxes of tickets", Ticket, {"number": {"$in": [17, 18, 19]}}, None),
         ("open load", Ticket, Ticket.objects(assignee=someone, status__in=OPEN_STATUSES)._query, None),
         (
             "first message",
@@ -165,6 +166,7 @@ NAMES = [
     "sla overdue",
     "sla missing deadline",
     "[#N] lookup",
+    "outbox: the mailboxes of tickets",
     "open load",
     "first message",
     "requester",

@@ -180,6 +180,10 @@ def result_changes(
         )
     else:  # the offline model's threshold, chosen at retrain for >= 90% held-out category accuracy
         low = [] if result.auto_route or "category" in human else ["category"]
+    # a mailbox's default category (models/mailboxes.py) stands where triage is not confident of one
+    fallback = (ticket.mailbox_category or "") if "category" in low else ""
+    if fallback:
+        low = [f for f in low if f != "category"]
     reasons = list(ticket.security_flags or [])
     if result.injection_suspected:
         reasons.append(
@@ -206,12 +210,12 @@ def result_changes(
     if notes is not None:
         changes.update(ticket_fields(notes))
     if "category" not in human:
-        changes["category"] = result.category or None
+        changes["category"] = fallback or result.category or None
     if "priority" not in human:
         changes["priority"] = result.priority
         changes["sla_due_at"] = sla_due(ticket.created_at or now, result.priority, settings.sla_hours)
-    if "required_skills" not in human:
-        changes["required_skills"] = result.required_skills
+    if "required_skills" not in human:  # the mailbox's default skills always stay
+        changes["required_skills"] = list(dict.fromkeys([*result.required_skills, *(ticket.mailbox_skills or [])]))
     return changes
 
 

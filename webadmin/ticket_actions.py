@@ -56,7 +56,8 @@ def reply(ticket: Ticket, author: User, text: str, settings: Settings) -> Ticket
     link = status_url(settings.app_url, create_status_token(ticket.id, ticket.number, settings.status_link_days))
     body = f"{text.strip()}\n\n--\nFollow your request: {link}\n"
     subject = f"Re: [#{ticket.number}] {ticket.subject}"
-    message_id = make_message_id(_domain(settings))
+    sender = ticket.mailbox or settings.support_address  # the address the ticket came in on
+    message_id = make_message_id(sender.rsplit("@", 1)[-1])
     message = TicketMessage(
         ticket=ticket,
         ticket_number=ticket.number,
@@ -66,7 +67,7 @@ def reply(ticket: Ticket, author: User, text: str, settings: Settings) -> Ticket
         in_reply_to=in_reply_to,
         references=references,
         author=author,
-        from_address=settings.support_address,
+        from_address=sender,
         from_name=author.name or "",
         to=[ticket.requester_email],
         subject=subject,
@@ -85,6 +86,7 @@ def reply(ticket: Ticket, author: User, text: str, settings: Settings) -> Ticket
             in_reply_to=in_reply_to,
             references=references,
             message_id=message_id,
+            mailbox=ticket.mailbox or "",
         )
     except Exception:
         message.delete()  # nothing was queued, so do not show a reply that will never leave

@@ -7,7 +7,7 @@ from markupsafe import Markup, escape
 from wtforms import PasswordField
 from wtforms.validators import Optional, ValidationError
 
-from models import utcnow
+from models import MailboxCursor, utcnow
 from models.mailboxes import SupportMailbox
 from webadmin.admin_panel.base import SecureModelView
 
@@ -29,6 +29,20 @@ class MailGrantView(SecureModelView):
     action_disallowed_list = ("delete",)
 
 
+def _poll_state(view, context, model, name):  # noqa: ANN001,ANN202 - Flask-Admin formatter signature
+    """When the daemon last read it and its last error (the cursor, one `_id`-like unique lookup per row)."""
+    cursor = MailboxCursor.objects(mailbox=model.cursor_name).only("last_poll_at", "last_error").first()
+    if not model.enabled:
+        return Markup('<span class="badge badge-secondary">off</span>')
+    if cursor is None or (cursor.last_poll_at is None and not cursor.last_error):
+        return Markup('<span class="badge badge-secondary">not read yet</span>')
+    polled = f"last read {cursor.last_poll_at:%Y-%m-%d %H:%M:%S} UTC" if cursor.last_poll_at else "never read"
+    if cursor.last_error:
+        error = escape(cursor.last_error)
+        return Markup(f'<span class="badge badge-danger">failing</span> {escape(polled)}<br><small>{error}</small>')
+    return Markup(f'<span class="badge badge-success">ok</span> {escape(polled)}')
+
+
 def _credential(view, context, model, name):  # noqa: ANN001,ANN202 - Flask-Admin formatter signature
     return "stored" if model.sealed_secret else "none"
 
@@ -37,10 +51,20 @@ class SupportMailboxView(SecureModelView):
     """Support mailboxes kept in the database; the credential is write-only (sealed, never shown)."""
 
     can_view_details = True
-    column_list = ("address", "name", "enabled", "auth", "imap_host", "imap_folder", "default_category", "secret")
+    column_list = (
+        "address",
+        "name",
+        "enabled",
+        "state",
+        "auth",
+        "imap_host",
+        "imap_folder",
+        "default_category",
+        "secret",
+    )
     column_details_exclude_list = ("sealed_secret",)
-    column_formatters = {"secret": _credential}
-    column_labels = {"secret": "Credential"}
+    column_formatters = {"secret": _credential, "state": _poll_state}
+    column_labels = {"secret": "Credential", "state": "State"}
     column_default_sort = "address"
     form_excluded_columns = ("sealed_secret", "created_at", "updated_at")
     form_extra_fields = {

@@ -1,4 +1,5 @@
-"""Database reachable, age of the last mailbox poll, triage queue depth and its oldest ticket's age, outbox failures."""
+"""Database reachable, age of the last mailbox poll (and, with several support mailboxes, each one's state),
+triage queue depth and its oldest ticket's age, outbox failures."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import datetime as dt
 import logging
 
 import mongoengine
-from flask import jsonify
+from flask import current_app, jsonify
 from werkzeug.wrappers import Response
 
 from models import MailboxCursor, OutboundEmail, Ticket, utcnow
+from models.mailboxes import SupportMailbox, mailbox_healthy, mailbox_states
 from models.oauth import grant_states
 from triage.queue import oldest_untriaged
 from webadmin.health import bp
@@ -52,4 +54,8 @@ def healthz() -> tuple[Response, int]:
     if grants:
         body["mail_grants"] = grants
         body["status"] = "ok" if all(g["state"] == "ok" for g in grants) else "degraded"
+    if SupportMailbox.objects.only("address").first() is not None:  # several support addresses (issue 12)
+        body["mailboxes"] = mailbox_states(current_app.extensions["settings"])
+        if not all(mailbox_healthy(state) for state in body["mailboxes"]):
+            body["status"] = "degraded"
     return jsonify(body), 200
