@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import mongoengine
 from pymongo.errors import DuplicateKeyError, OperationFailure
@@ -13,6 +13,7 @@ from pymongo.uri_parser import parse_uri
 
 T = TypeVar("T")
 CONFLICT_RETRIES = 8
+INDEX_NOT_FOUND = 27  # the server's error code
 
 
 def utcnow() -> dt.datetime:
@@ -51,6 +52,42 @@ def retry_on_conflict(operation: Callable[[], T], attempts: int = CONFLICT_RETRI
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# Indexes an older database has and no query needs any more (each costs about as much as the document itself on
+# every write): collection -> index names. Partial versions of some are created under new names.
+RETIRED_INDEXES = {
+    "tickets": (
+        "status_1_created_at_-1",
+        "requester_1_created_at_-1",
+        "required_skills_1",  # a prefix of required_skills_1_number_-1
+        "triage.state_1_triage.lease_until_1",
+        "sla_breached_1_status_1",
+        "escalated_1_escalated_at_-1",
+        "triage.completed_at_1",
+    ),
+    "outbox": ("state_1_next_attempt_at_1", "state_1_lease_until_1"),
+    "users": ("role_1",),  # a prefix of role_1_active_1 and role_1_email_1
+    "message_ledger": ("message_id_1", "ticket_number_1"),  # `_id` is the Message-ID's hash
+    # RevokedToken's former `jti` field: every new (field-less) row would break its unique index
+    "revoked_tokens": ("jti_1",),
+}
+
+
+def drop_retired_indexes(database: Any) -> None:
+    """Drop the RETIRED_INDEXES a database still has (one `listIndexes` per collection)."""
+    existing = set(database.list_collection_names())
+    for collection, names in RETIRED_INDEXES.items():
+        if collection not in existing:
+            continue
+        present = set(database[collection].index_information())
+        for name in names:
+            if name in present:
+                try:
+                    database[collection].drop_index(name)
+                except OperationFailure as exc:  # dropped meanwhile by another process starting up
+                    if exc.code != INDEX_NOT_FOUND and not is_write_conflict(exc):
+                        raise
+
+
 def ensure_all_indexes() -> None:
     """Create every index declared in `meta` and the ticket-number counter (idempotent; run at start-up).
 
@@ -76,6 +113,7 @@ def ensure_all_indexes() -> None:
     from models.submissions import WebSubmission
     from models.tickets import ensure_ticket_counter
 
+    drop_retired_indexes(mongoengine.get_db())  # first: a partial index may take a retired one's keys
     for document in (
         User,
         Skill,
@@ -96,9 +134,4 @@ def ensure_all_indexes() -> None:
     ):
         # the daemon, gunicorn and run_web.py may start together: concurrent index builds can deadlock
         retry_on_conflict(document.ensure_indexes, attempts=20)
-    # An older database has a unique index on RevokedToken's former `jti` field, which every new
-    # (field-less) row would break.
-    revoked = RevokedToken._get_collection()
-    if "jti_1" in revoked.index_information():
-        revoked.drop_index("jti_1")
     ensure_ticket_counter()

@@ -14,12 +14,12 @@ LEDGER_OUTCOMES = ("created", "threaded", "ignored", "bounce", "quarantined", "o
 class MessageLedger(Document):
     """Every Message-ID we have processed or sent, and the ticket it belongs to.
 
-    The unique index makes ingestion idempotent and lets replies thread by In-Reply-To/References.
-    `_id` is a hash of the Message-ID (fixed length, whatever the header holds).
+    `_id`, a hash of the Message-ID (fixed length, whatever the header holds), is its only index: being unique,
+    it makes ingestion idempotent, and lookups by it let replies thread by In-Reply-To/References.
     """
 
     key = StringField(primary_key=True)
-    message_id = StringField(required=True, unique=True)
+    message_id = StringField(required=True)
     ticket_number = IntField()
     ticket_id = ObjectIdField()
     content_digest = StringField()  # tells a re-delivery from a different message reusing the Message-ID
@@ -28,7 +28,7 @@ class MessageLedger(Document):
     detail = StringField(default="")
     created_at = DateTimeField(default=utcnow)
 
-    meta = {"collection": "message_ledger", "indexes": ["ticket_number"]}
+    meta = {"collection": "message_ledger"}
 
     def clean(self) -> None:
         self.key = self.key or ledger_key(self.message_id)

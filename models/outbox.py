@@ -62,8 +62,17 @@ class OutboundEmail(Document):
         "collection": "outbox",
         "strict": False,  # emails stored before the claims module carry a `batch` tag: ignored
         "indexes": [
-            ("state", "next_attempt_at"),
-            ("state", "lease_until"),
+            # partial: an email leaves both when it is sent, so marking it "sent" rewrites fewer index entries
+            {
+                "fields": ["state", "next_attempt_at"],
+                "partialFilterExpression": {"state": "queued"},
+                "name": "due_queued",
+            },
+            {
+                "fields": ["state", "lease_until"],
+                "partialFilterExpression": {"state": "sending"},
+                "name": "lease_sending",
+            },
             "ticket_number",
             ("state", "-created_at"),
             "-created_at",

@@ -119,16 +119,23 @@ class Ticket(Document):
     meta = {
         "collection": "tickets",
         "indexes": [
-            "-created_at",
-            ("status", "-created_at"),
+            # Every index is written with each new ticket and each change to one, and costs about as much as the
+            # document itself (docs/db-compat.md): only what a query needs, and partial where the state is rare.
+            "-created_at",  # the dashboard's tickets per day; Flask-Admin's sort by creation
             ("assignee", "status"),
-            ("requester", "-created_at"),
             ("triage.state", "triage.next_attempt_at"),
-            ("triage.state", "triage.lease_until"),
+            {  # expired triage claims: only tickets being triaged
+                "fields": ["triage.state", "triage.lease_until"],
+                "partialFilterExpression": {"triage.state": "running"},
+                "name": "triage_lease_running",
+            },
             ("status", "sla_due_at"),
-            ("sla_breached", "status"),  # the queue's "overdue" filter: few tickets are breached and open
+            {  # the queue's "overdue" filter: few tickets are breached
+                "fields": ["sla_breached", "status"],
+                "partialFilterExpression": {"sla_breached": True},
+                "name": "sla_breached_status_true",
+            },
             ("status", "-updated_at"),
-            "required_skills",
             "triage.human_fields",  # the offline model's training set (moderators' corrections)
             "category",
             "priority",
@@ -137,9 +144,13 @@ class Ticket(Document):
             ("assignee", "-number"),
             ("required_skills", "-number"),
             ("requester_email", "-number"),
-            ("escalated", "-escalated_at"),
+            {  # the escalation list and the "Escalated" filter
+                "fields": ["escalated", "-escalated_at"],
+                "partialFilterExpression": {"escalated": True},
+                "name": "escalated_at_true",
+            },
             ("triage.state", "number"),
-            "triage.completed_at",
+            {"fields": ["triage.completed_at"], "sparse": True, "name": "triage_completed_at_sparse"},
             {"fields": ["$subject", "$summary"], "default_language": "english", "name": "ticket_text"},
         ],
     }

@@ -42,7 +42,7 @@ class User(Document):
     last_assigned_at = DateTimeField()
     token_version = IntField(default=0)  # in every token; bumped on a password, role or activity change
 
-    meta = {"collection": "users", "indexes": ["role", "skills", ("role", "active"), ("role", "email")]}
+    meta = {"collection": "users", "indexes": ["skills", ("role", "active"), ("role", "email")]}
 
     def clean(self) -> None:
         self.email = normalise_email(self.email or "")

@@ -172,6 +172,25 @@ def test_reply_in_a_later_chunk_of_a_backlog_parsed_ahead_threads(
         assert state == "ok" and str(ack["Subject"]).startswith(f"[#{found.ticket_number}] ")
 
 
+def test_a_backlog_acknowledged_by_two_senders_gets_one_acknowledgement_per_email(
+    settings: Settings, mail: MailStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk's acknowledgements are shared between ACK_SENDERS SMTP connections: none lost, none twice."""
+    from daemon import poller
+
+    monkeypatch.setattr(poller, "CHUNK_SIZE", 3)
+    assert poller.ACK_SENDERS == 2
+    senders = [f"customer{i}@example.test" for i in range(8)]
+    for sender in senders:
+        mail.deliver(raw_email(subject=f"Question from {sender}", sender=sender))
+    assert poll_once(settings).outcomes == {"Created": 8}
+    acks = mail.wait_for_sink(8)
+    time.sleep(0.5)  # a second copy of any of them would land now
+    acks = mail.wait_for_sink(8)
+    assert sorted(str(ack["To"]) for ack in acks) == sorted(senders)
+    assert OutboundEmail.objects(kind="ack", state="sent").count() == 8
+
+
 def test_a_deleted_folder_is_recorded_as_the_poll_error_and_cleared_once_it_is_back(db: str, mail: MailStack) -> None:
     """Regression: a failed poll (here the folder is gone) left the cursor's error as it was."""
     mail.doveadm("mailbox", "create", "-u", "support@example.test", "Intake")

@@ -5,7 +5,16 @@ import threading
 import pytest
 from mongoengine import NotUniqueError
 
-from models import MessageLedger, Ticket, User, ensure_all_indexes, next_ticket_number, next_ticket_numbers, queue_email
+from models import (
+    MessageLedger,
+    OutboundEmail,
+    Ticket,
+    User,
+    ensure_all_indexes,
+    next_ticket_number,
+    next_ticket_numbers,
+    queue_email,
+)
 from models.users import staff_members
 
 
@@ -92,6 +101,25 @@ def test_counter_starts_above_tickets_stored_without_it(db):
     Ticket._get_db()["counters"].delete_many({})
     ensure_all_indexes()
     assert next_ticket_number() == 42
+
+
+def test_start_up_replaces_an_older_databases_full_indexes_with_partial_ones(db):
+    """A database from before the partial indexes: start-up drops the full ones (each costs every ticket insert
+    and every "sent" mark) and creates the partial ones; the filters they served still read an index."""
+    tickets, outbox = Ticket._get_collection(), OutboundEmail._get_collection()
+    for name in ("triage_lease_running", "sla_breached_status_true", "escalated_at_true"):
+        tickets.drop_index(name)
+    tickets.create_index([("triage.state", 1), ("triage.lease_until", 1)])
+    tickets.create_index([("required_skills", 1)])
+    outbox.drop_index("due_queued")
+    outbox.create_index([("state", 1), ("next_attempt_at", 1)])
+    ensure_all_indexes()
+    ticket_indexes, outbox_indexes = tickets.index_information(), outbox.index_information()
+    assert "triage.state_1_triage.lease_until_1" not in ticket_indexes and "required_skills_1" not in ticket_indexes
+    assert ticket_indexes["triage_lease_running"]["partialFilterExpression"] == {"triage.state": "running"}
+    assert "state_1_next_attempt_at_1" not in outbox_indexes
+    assert outbox_indexes["due_queued"]["partialFilterExpression"] == {"state": "queued"}
+    ensure_all_indexes()  # idempotent
 
 
 def test_ticket_source_message_id_is_unique(db):

@@ -153,16 +153,28 @@ def walk(node: dict[str, Any]) -> Any:
         yield from walk(child)
 
 
-def _index_uses(node: dict[str, Any]) -> list[tuple[str, bool]]:
+def partial_indexes(database: Any) -> set[str]:
+    """Names of the partial and sparse indexes: they hold only the documents their filter matches, so reading
+    one whole (e.g. every escalated ticket) is not a collection scan."""
+    return {
+        name
+        for collection in WATCHED_COLLECTIONS
+        for name, info in database[collection].index_information().items()
+        if "partialFilterExpression" in info or info.get("sparse")
+    }
+
+
+def _index_uses(node: dict[str, Any], partial: set[str]) -> list[tuple[str, bool]]:
     """(index name, selective?) for an index scan or the bitmap index scans under a bitmap heap scan."""
     if node.get("Node Type") in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"):
         condition = str(node.get("Index Cond", ""))
         shard_only = re.fullmatch(r"\(?shard_key_value = '\d+'::bigint\)?", condition.strip()) is not None
-        return [(str(node.get("Index Name")), bool(condition) and not shard_only)]
-    return [use for child in node.get("Plans", []) for use in _index_uses(child)]
+        name = str(node.get("Index Name"))
+        return [(name, (bool(condition) and not shard_only) or name in partial)]
+    return [use for child in node.get("Plans", []) for use in _index_uses(child, partial)]
 
 
-def judge(plan: dict[str, Any], tables: dict[str, str]) -> Verdict:
+def judge(plan: dict[str, Any], tables: dict[str, str], partial: frozenset[str] | set[str] = frozenset()) -> Verdict:
     """Name the access path of every documents table in a plan, and the watched ones read in full."""
     parts, scans = [], []
 
@@ -171,7 +183,7 @@ def judge(plan: dict[str, Any], tables: dict[str, str]) -> Verdict:
         relation = str(node.get("Relation Name", ""))
         if kind in _SCAN_NODES and relation.startswith("documents_"):
             collection = tables.get(relation, relation)
-            uses = [] if kind == "Seq Scan" else _index_uses(node)
+            uses = [] if kind == "Seq Scan" else _index_uses(node, set(partial))
             selective = [name for name, good in uses if good]
             if selective:
                 parts.append(f"{collection}: {kind} using {', '.join(selective)}")
@@ -194,6 +206,7 @@ def judge(plan: dict[str, Any], tables: dict[str, str]) -> Verdict:
 def explain_all(database: Any, commands: list[tuple[str, dict[str, Any]]]) -> dict[str, Verdict]:
     """One verdict per distinct query shape (the worst of its recorded instances)."""
     tables = relation_names(database)
+    partial = partial_indexes(database)
     verdicts: dict[str, Verdict] = {}
     for _db_name, command in commands:
         name = next(iter(command))
@@ -206,7 +219,7 @@ def explain_all(database: Any, commands: list[tuple[str, dict[str, Any]]]) -> di
             except Exception as error:  # noqa: BLE001 - an unexplainable query is reported, not hidden
                 verdicts[label] = Verdict(f"explain failed: {error}".splitlines()[0][:160], [], False)
                 continue
-            verdict = judge(result.get("queryPlanner", {}).get("Plan", {}), tables)
+            verdict = judge(result.get("queryPlanner", {}).get("Plan", {}), tables, partial)
             if label not in verdicts or not verdict.ok:
                 verdicts[label] = verdict
     return verdicts
@@ -312,11 +325,14 @@ def test_the_harness_sees_a_collection_scan_and_an_index_scan(recorder: QueryRec
     Ticket.objects(subject="x").first()  # subject has no index
     Ticket.objects(number=42).first()  # unique index
     Ticket.objects(id=Ticket.objects.get(number=7).id).first()
+    Ticket.objects(escalated=True).order_by("-escalated_at").first()  # a partial index, read whole
     verdicts = explain_all(mongoengine.get_db(), recorder.commands)
-    by_field = {next(k for k in ("subject", "number", "_id") if f'"{k}"' in label): v for label, v in verdicts.items()}
+    keys = ("subject", "number", "_id", "escalated")
+    by_field = {next(k for k in keys if f'"{k}"' in label): v for label, v in verdicts.items()}
     assert by_field["subject"].scans == ["tickets"], by_field["subject"].plan
     assert by_field["number"].ok and "number" in by_field["number"].plan, by_field["number"].plan
     assert by_field["_id"].ok, by_field["_id"].plan
+    assert by_field["escalated"].ok and "escalated_at_true" in by_field["escalated"].plan, by_field["escalated"].plan
 
 
 def test_every_hot_query_uses_an_index(
