@@ -1,0 +1,370 @@
+"""The offline model's prediction path without scikit-learn: numpy arithmetic on a plain-data file.
+
+Training (triage/local.py) fits scikit-learn objects and `ModelStore.save` writes two files: the joblib
+pickle (for retraining tools and older versions) and a plain-data form (vocabularies, idf, linear weights,
+sigmoid calibration, the memory of labelled tickets; triage/arrayfile.py). The daemon and the web load the
+plain-data form: numpy only, weights memory-mapped. A model saved before the plain-data form existed, or one
+whose file is older than the pickle, loads through joblib and scikit-learn as before (with a log line).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from triage.arrayfile import read_arrays, write_arrays
+from triage.facts import extract_facts, facts_lines
+from triage.injection import injection_signals
+from triage.provider import Taxonomy, TriageInput, TriageResult
+from triage.summary import extractive_summary
+from triage.textprep import guess_language
+from triage.textvec import TfidfVocabulary
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "offline-model.joblib"
+LEAN_MODEL_FILE = "offline-model.arrays"
+FORMAT_VERSION = 1
+NEIGHBOUR_SIMILARITY = 0.5  # measured: labels of neighbours this close agree ~97-100% of the time
+SKILL_THRESHOLD = -0.3  # ridge score; measured best for micro-F1 beside the top-k cut
+
+Vector = tuple[np.ndarray, np.ndarray]  # (columns ascending, values): one sparse row
+
+
+def model_text(subject: str, body: str) -> str:
+    """Subject counted twice: it carries more signal per word than the body."""
+    return f"{subject} {subject} {body}".lower()
+
+
+class Predictor(Protocol):
+    taxonomy: Taxonomy
+    auto_route: dict | None
+
+    def predict(self, items: list[TriageInput]) -> list[TriageResult]: ...
+
+
+class ResultBuilder:
+    """Turns the models' scores into results; shared by the scikit-learn model and the lean one."""
+
+    taxonomy: Taxonomy
+    keywords: dict[str, list[str]]
+    skills_per_ticket: int
+    auto_route: dict | None
+
+    @property
+    def skill_classes(self) -> list[str]:
+        raise NotImplementedError
+
+    def _results(
+        self,
+        items: list[TriageInput],
+        texts: list[str],
+        category: tuple[list[str], np.ndarray],
+        priority: tuple[list[str], np.ndarray],
+        skill_scores: np.ndarray | None,
+        neighbours: list,
+    ) -> list[TriageResult]:
+        results = []
+        for row, item in enumerate(items):
+            chosen_category, chosen_priority = category[0][row], priority[0][row]
+            conf = {"category": float(category[1][row]), "priority": float(priority[1][row])}
+            notes = []
+            near = neighbours[row]
+            if near is not None:
+                similarity, (near_category, near_priority, reference) = near
+                if near_category:
+                    chosen_category, conf["category"] = near_category, max(similarity, 0.8)
+                if near_priority:
+                    chosen_priority, conf["priority"] = near_priority, max(similarity, 0.8)
+                if reference:
+                    notes.append(f"Very similar to ticket {reference} ({similarity:.0%} text overlap).")
+            skills, skill_conf = self._skills(texts[row], None if skill_scores is None else skill_scores[row])
+            conf["required_skills"] = skill_conf
+            language = guess_language(f"{item.subject} {item.body}") or item.language_hint
+            conf["language"] = 0.9 if language else 0.0
+            result = TriageResult(
+                category=chosen_category,
+                priority=chosen_priority,
+                required_skills=skills,
+                language=language,
+                summary=extractive_summary(item.subject, item.body),
+                helpful_notes="\n".join([*notes, _notes_text(item)]).strip(),
+                confidence=conf,
+                injection_suspected=bool(injection_signals(f"{item.subject}\n{item.body}")),
+                provider="local",
+            )
+            result = result.clipped_to(self.taxonomy)
+            chosen = getattr(self, "auto_route", None)  # models saved before it have no such attribute
+            if chosen is not None:  # chosen at the last retrain; a None threshold: no level was accurate enough
+                threshold = chosen.get("threshold")
+                result.auto_route = threshold is not None and result.confidence["category"] >= threshold
+            results.append(result)
+        return results
+
+    def _skills(self, text: str, scores: np.ndarray | None) -> tuple[list[str], float]:
+        """As many skills as labelled tickets typically carry; keyword matches fill one more place."""
+        chosen: dict[str, float] = {}
+        if scores is not None:
+            classes = self.skill_classes
+            order = np.argsort(scores)[::-1]
+            for rank, index in enumerate(order[: self.skills_per_ticket]):
+                if rank == 0 or scores[index] >= SKILL_THRESHOLD:
+                    chosen[str(classes[index])] = float(min(max(scores[index] + 0.5, 0.0), 1.0))
+        for skill, words in self.keywords.items():
+            if len(chosen) > self.skills_per_ticket:
+                break
+            if skill not in chosen and any(_contains(text, w) for w in words):
+                chosen[skill] = 0.6
+        if not chosen:
+            return [], 0.2
+        return list(chosen), float(np.mean(list(chosen.values())))
+
+
+def _contains(text: str, word: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
+
+
+def _notes_text(item: TriageInput) -> str:
+    """The notes computed before triage (similar tickets, facts: `TriageInput.context`), else the facts alone."""
+    if item.context:
+        return item.context
+    return "\n".join(facts_lines(extract_facts(item.subject, item.body, item.attachments)))
+
+
+@dataclass
+class CalibratedField:
+    """Sigmoid-calibrated linear classifiers, one per fold, stacked: `weights` is (features, folds x outputs)."""
+
+    classes: list[str]
+    weights: np.ndarray | None = None  # None: constant prediction of classes[0]
+    intercept: np.ndarray | None = None
+    slope: np.ndarray | None = None  # sigmoid a per fold and output
+    offset: np.ndarray | None = None  # sigmoid b
+    folds: int = 0
+
+    def predict(self, rows: list[Vector]) -> tuple[list[str], np.ndarray]:
+        if self.weights is None:
+            return [self.classes[0]] * len(rows), np.full(len(rows), 0.3)
+        proba = np.vstack([self.proba(row) for row in rows]) if rows else np.zeros((0, len(self.classes)))
+        best = proba.argmax(axis=1)
+        return [self.classes[i] for i in best], proba.max(axis=1)
+
+    def proba(self, row: Vector) -> np.ndarray:
+        """CalibratedClassifierCV's sigmoid `predict_proba` for one row (as `local._calibrated_proba`)."""
+        assert self.weights is not None and self.intercept is not None
+        columns, values = row
+        decision = values @ self.weights[columns] + self.intercept
+        positive = (1.0 / (1.0 + np.exp(self.slope * decision + self.offset))).reshape(self.folds, -1)
+        count = len(self.classes)
+        if count == 2:
+            proba = np.column_stack([1.0 - positive[:, 0], positive[:, 0]])
+        else:
+            sums = positive.sum(axis=1, keepdims=True)
+            proba = np.divide(positive, sums, out=np.full_like(positive, 1.0 / count), where=sums > 0)
+        return proba.sum(axis=0) / self.folds
+
+
+@dataclass
+class LeanModel(ResultBuilder):
+    """The offline model for prediction only, read from its plain-data file."""
+
+    taxonomy: Taxonomy
+    words: TfidfVocabulary
+    chars: TfidfVocabulary | None
+    category: CalibratedField
+    priority: CalibratedField
+    keywords: dict[str, list[str]]
+    skills_per_ticket: int = 1
+    auto_route: dict | None = None
+    skill_names: tuple[str, ...] = ()
+    skill_weights: np.ndarray | None = None  # ridge coef transposed: (word features, skills)
+    skill_intercept: np.ndarray | None = None
+    memory: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # word features x tickets, CSR arrays
+    memory_labels: tuple[tuple[str | None, str | None, str], ...] = ()
+
+    @property
+    def skill_classes(self) -> list[str]:
+        return list(self.skill_names)
+
+    def predict(self, items: list[TriageInput]) -> list[TriageResult]:
+        texts = [model_text(i.subject, i.body) for i in items]
+        words = [self.words.vector(t) for t in texts]
+        features = [self.features(t, w) for t, w in zip(texts, words, strict=True)]
+        skill_scores = None
+        if self.skill_weights is not None and self.skill_intercept is not None and words:
+            skill_scores = np.vstack([v @ self.skill_weights[c] + self.skill_intercept for c, v in words])
+        neighbours = [self.neighbour(w) for w in words]
+        return self._results(
+            items, texts, self.category.predict(features), self.priority.predict(features), skill_scores, neighbours
+        )
+
+    def features(self, text: str, words: Vector | None = None) -> Vector:
+        """Word tf-idf, then character tf-idf in the columns after it (scikit-learn's `hstack`)."""
+        words = self.words.vector(text) if words is None else words
+        if self.chars is None:
+            return words
+        columns, values = self.chars.vector(text)
+        return np.concatenate([words[0], columns + self.words.size]), np.concatenate([words[1], values])
+
+    def neighbour(self, row: Vector) -> tuple[float, tuple[str | None, str | None, str]] | None:
+        """The most similar human-labelled ticket (cosine of tf-idf rows) when at least NEIGHBOUR_SIMILARITY."""
+        if self.memory is None or not self.memory_labels:
+            return None
+        indptr, indices, data = self.memory
+        columns, values = row
+        starts, ends = indptr[columns].tolist(), indptr[columns + 1].tolist()
+        spans = list(zip(starts, ends, values.tolist(), strict=True))
+        spans = [(a, b, w) for a, b, w in spans if b > a]
+        if not spans:
+            return None
+        tickets = np.concatenate([indices[a:b] for a, b, _ in spans])
+        weights = np.concatenate([data[a:b] * w for a, b, w in spans])
+        similarity = np.bincount(tickets, weights=weights, minlength=len(self.memory_labels))
+        best = int(similarity.argmax())
+        if similarity[best] >= NEIGHBOUR_SIMILARITY:
+            return float(similarity[best]), self.memory_labels[best]
+        return None
+
+
+def _field(meta: dict, arrays: dict[str, np.ndarray], name: str) -> CalibratedField:
+    spec = meta[name]
+    if spec.get("folds", 0) == 0:
+        return CalibratedField(classes=spec["classes"])
+    return CalibratedField(
+        classes=spec["classes"],
+        weights=arrays[f"{name}_weights"],
+        intercept=arrays[f"{name}_intercept"],
+        slope=arrays[f"{name}_slope"],
+        offset=arrays[f"{name}_offset"],
+        folds=spec["folds"],
+    )
+
+
+def _vocabulary(spec: dict | None, idf: np.ndarray | None) -> TfidfVocabulary | None:
+    if spec is None or idf is None:
+        return None
+    return TfidfVocabulary(
+        analyzer=spec["analyzer"],
+        ngram_range=(spec["ngram_range"][0], spec["ngram_range"][1]),
+        vocabulary={term: column for column, term in enumerate(spec["terms"])},
+        idf=idf,
+        sublinear_tf=spec["sublinear_tf"],
+    )
+
+
+def _taxonomy(saved: dict) -> Taxonomy:
+    return Taxonomy(
+        categories=tuple(saved["categories"]),
+        skills=tuple(saved["skills"]),
+        priorities=tuple(saved["priorities"]),
+        default_category=saved["default_category"],
+        default_priority=saved["default_priority"],
+    )
+
+
+def load_lean_model(path: str) -> LeanModel:
+    """The model in the plain-data file at `path` (numpy only)."""
+    meta, arrays = read_arrays(path)
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: plain-data model format {meta.get('format')!r} is not {FORMAT_VERSION}")
+    words = _vocabulary(meta["words"], arrays["words_idf"])
+    assert words is not None
+    memory = None
+    if "memory_indptr" in arrays:
+        memory = (arrays["memory_indptr"], arrays["memory_indices"], arrays["memory_data"])
+    return LeanModel(
+        taxonomy=_taxonomy(meta["taxonomy"]),
+        words=words,
+        chars=_vocabulary(meta.get("chars"), arrays.get("chars_idf")),
+        category=_field(meta, arrays, "category"),
+        priority=_field(meta, arrays, "priority"),
+        keywords=meta["keywords"],
+        skills_per_ticket=meta["skills_per_ticket"],
+        auto_route=meta["auto_route"],
+        skill_names=tuple(meta.get("skill_classes") or ()),
+        skill_weights=arrays.get("skill_weights"),
+        skill_intercept=arrays.get("skill_intercept"),
+        memory=memory,
+        memory_labels=tuple((c, p, r) for c, p, r in meta.get("memory_labels") or []),
+    )
+
+
+class ModelStore:
+    """Loads the saved model from `model_dir`, reloading when a retrain replaced the file.
+
+    The plain-data form is preferred; the joblib pickle (scikit-learn) is the fallback when there is no
+    plain-data file or it is older than the pickle (saved by a version without it, or a save cut short).
+    """
+
+    def __init__(self, model_dir: str) -> None:
+        self.path = os.path.join(model_dir, MODEL_FILE)
+        self.lean_path = os.path.join(model_dir, LEAN_MODEL_FILE)
+        self._lock = threading.Lock()
+        self._loaded: tuple[tuple[str, int], Predictor] | None = None
+
+    def save(self, model: Any) -> None:
+        """Write the pickle, then the plain-data form beside it (each atomically)."""
+        import tempfile
+
+        import joblib
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
+        os.close(handle)
+        joblib.dump(model, temporary)
+        os.replace(temporary, self.path)  # readers see the old or the new file, never half of one
+        plain = model.plain_form()
+        if plain is None:
+            logger.warning("offline model has settings the plain-data form cannot express; saved as a pickle only")
+            self._remove_lean()
+            return
+        write_arrays(self.lean_path, *plain)
+
+    def _remove_lean(self) -> None:
+        try:
+            os.remove(self.lean_path)
+        except FileNotFoundError:
+            pass
+
+    def _source(self) -> tuple[str, int] | None:
+        def mtime(path: str) -> int | None:
+            try:
+                return os.stat(path).st_mtime_ns
+            except OSError:
+                return None
+
+        pickled, lean = mtime(self.path), mtime(self.lean_path)
+        if lean is not None and (pickled is None or lean >= pickled):
+            return self.lean_path, lean
+        if pickled is not None:
+            return self.path, pickled
+        return None
+
+    def load(self) -> Predictor | None:
+        with self._lock:
+            source = self._source()
+            if source is None:
+                return None
+            if self._loaded is None or self._loaded[0] != source:
+                self._loaded = (source, self._read(source[0]))
+            return self._loaded[1]
+
+    def _read(self, path: str) -> Predictor:
+        if path == self.lean_path:
+            try:
+                return load_lean_model(path)
+            except (ValueError, KeyError, TypeError, OSError):
+                logger.exception("plain-data model %s unreadable; trying the pickle", path)
+                if not os.path.exists(self.path):
+                    raise
+                path = self.path
+        logger.info("offline model %s has no current plain-data form; loading it with scikit-learn", path)
+        import joblib
+
+        return joblib.load(path)
