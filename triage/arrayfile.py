@@ -1,8 +1,9 @@
-"""A plain-data file: a JSON header plus raw numpy arrays, read back memory-mapped.
+"""A plain-data file: a JSON header plus raw numpy arrays, read back memory-mapped or row by row.
 
-Loading needs only numpy (no pickle, so no scikit-learn and no code runs from the file), and the
-arrays are read-only views of the mapped file: a process touches only the pages it reads, so a large
-weight matrix costs memory only for the rows a ticket's terms select.
+Loading needs only numpy (no pickle, so no scikit-learn and no code runs from the file). Arrays are
+read-only views of the mapped file. The large weight matrices named in `rows_on_demand` also release
+their pages after each read, so the process's resident memory does not grow towards the file's size as
+more tickets touch more rows (a touched page stays resident, and the kernel maps 64 KB around each).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import mmap
 import os
 import struct
 import tempfile
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -57,8 +59,28 @@ def write_arrays(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray])
         raise
 
 
-def read_arrays(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(meta, arrays) of a file written by `write_arrays`; the arrays are read-only and memory-mapped."""
+class FileRows:
+    """A 2-D array left in its mapped file; `rows[columns]` copies just those rows and then hands the
+    mapped pages back (MADV_DONTNEED: they stay in the page cache, not in this process's resident set)."""
+
+    def __init__(self, mapped: mmap.mmap, offset: int, dtype: np.dtype, shape: tuple[int, int]) -> None:
+        self.shape, self.dtype = shape, dtype
+        count = shape[0] * shape[1]
+        self._array = np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape)
+        self._mapped = mapped
+        self._start = offset - offset % mmap.PAGESIZE
+        self._length = offset + count * dtype.itemsize - self._start
+
+    def __getitem__(self, columns: np.ndarray) -> np.ndarray:
+        rows = self._array[np.asarray(columns, dtype=np.int64)]  # fancy indexing: a copy
+        self._mapped.madvise(mmap.MADV_DONTNEED, self._start, self._length)
+        return rows
+
+
+def read_arrays(path: str, rows_on_demand: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(meta, arrays) of a file written by `write_arrays`: read-only and memory-mapped, except the 2-D
+    arrays named in `rows_on_demand`, which stay in the file as `FileRows`."""
+    on_demand = set(rows_on_demand)
     with open(path, "rb") as source:
         size = os.fstat(source.fileno()).st_size
         if size < len(MAGIC) + 8 or source.read(len(MAGIC)) != MAGIC:
@@ -69,7 +91,7 @@ def read_arrays(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         header = json.loads(source.read(length).decode("utf-8"))
         mapped = mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ)
     start = -(-(len(MAGIC) + 8 + length) // ALIGN) * ALIGN
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for name, (dtype_text, shape, offset) in header["arrays"].items():
         dtype = np.dtype(dtype_text)
         count = int(np.prod(shape, dtype=np.int64))
@@ -77,6 +99,9 @@ def read_arrays(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             raise ArrayFileError(f"{path}: array {name!r} runs past the end of the file")
         if count == 0:
             arrays[name] = np.zeros(shape, dtype=dtype)
+            continue
+        if name in on_demand and len(shape) == 2:
+            arrays[name] = FileRows(mapped, start + offset, dtype, (shape[0], shape[1]))
             continue
         arrays[name] = np.frombuffer(mapped, dtype=dtype, count=count, offset=start + offset).reshape(shape)
     return header["meta"], arrays

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from triage.arrayfile import read_arrays, write_arrays
+from triage.arrayfile import FileRows, read_arrays, write_arrays
 from triage.facts import extract_facts, facts_lines
 from triage.injection import injection_signals
 from triage.provider import Taxonomy, TriageInput, TriageResult
@@ -34,6 +34,7 @@ FORMAT_VERSION = 1
 NEIGHBOUR_SIMILARITY = 0.5  # measured: labels of neighbours this close agree ~97-100% of the time
 SKILL_THRESHOLD = -0.3  # ridge score; measured best for micro-F1 beside the top-k cut
 
+ROWS_ON_DEMAND = ("category_weights", "priority_weights", "skill_weights")  # large; a ticket reads a few rows
 Vector = tuple[np.ndarray, np.ndarray]  # (columns ascending, values): one sparse row
 
 
@@ -142,7 +143,7 @@ class CalibratedField:
     """Sigmoid-calibrated linear classifiers, one per fold, stacked: `weights` is (features, folds x outputs)."""
 
     classes: list[str]
-    weights: np.ndarray | None = None  # None: constant prediction of classes[0]
+    weights: np.ndarray | FileRows | None = None  # None: constant prediction of classes[0]
     intercept: np.ndarray | None = None
     slope: np.ndarray | None = None  # sigmoid a per fold and output
     offset: np.ndarray | None = None  # sigmoid b
@@ -183,7 +184,7 @@ class LeanModel(ResultBuilder):
     skills_per_ticket: int = 1
     auto_route: dict | None = None
     skill_names: tuple[str, ...] = ()
-    skill_weights: np.ndarray | None = None  # ridge coef transposed: (word features, skills)
+    skill_weights: np.ndarray | FileRows | None = None  # ridge coef transposed: (word features, skills)
     skill_intercept: np.ndarray | None = None
     memory: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # word features x tickets, CSR arrays
     memory_labels: tuple[tuple[str | None, str | None, str], ...] = ()
@@ -270,7 +271,7 @@ def _taxonomy(saved: dict) -> Taxonomy:
 
 def load_lean_model(path: str) -> LeanModel:
     """The model in the plain-data file at `path` (numpy only)."""
-    meta, arrays = read_arrays(path)
+    meta, arrays = read_arrays(path, rows_on_demand=ROWS_ON_DEMAND)
     if meta.get("format") != FORMAT_VERSION:
         raise ValueError(f"{path}: plain-data model format {meta.get('format')!r} is not {FORMAT_VERSION}")
     words = _vocabulary(meta["words"], arrays["words_idf"])
