@@ -30,11 +30,11 @@ from sklearn.svm import LinearSVC
 
 from triage.plain_form import plain_form
 from triage.provider import Taxonomy, TriageInput, TriageResult
+from triage.results import ResultBuilder
 from triage.runtime import (  # noqa: F401 - re-exported: training and tests import them from here
     MODEL_FILE,
     NEIGHBOUR_SIMILARITY,
     ModelStore,
-    ResultBuilder,
     model_text,
 )
 
