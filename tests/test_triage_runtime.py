@@ -191,23 +191,37 @@ print(json.dumps({{"category": result.category, "near": near, "loaded": loaded}}
     assert answer["near"][0][0] == 8  # the ticket itself, numbered 8
 
 
-def test_a_model_saved_before_the_plain_form_loads_through_the_pickle(trained, tmp_path, caplog):
+def test_a_model_saved_before_the_plain_form_loads_through_the_pickle_once(trained, tmp_path, caplog):
+    model, _, rows = trained
+    ModelStore(str(tmp_path)).save(model)
+    os.remove(tmp_path / LEAN_MODEL_FILE)  # as an older version left it: the pickle alone
+    with caplog.at_level(logging.INFO, logger="triage.saved"):
+        store = ModelStore(str(tmp_path))
+        loaded = store.load()
+    assert isinstance(loaded, OfflineModel) and "no current plain-array form" in caplog.text
+    assert (tmp_path / LEAN_MODEL_FILE).exists()  # written from the pickle: the next start skips scikit-learn
+    converted = store.load()
+    assert isinstance(converted, LeanModel) and isinstance(ModelStore(str(tmp_path)).load(), LeanModel)
+    item = [TriageInput(rows[2800].subject, rows[2800].body)]
+    _assert_same_results(loaded.predict(item), converted.predict(item))
+
+
+def test_arrays_of_an_older_pickle_are_not_used(trained, tmp_path):
+    """A retrain's pickle written without its arrays (a save cut short, an older version beside a newer one)."""
+    import joblib
+
     model, _, rows = trained
     store = ModelStore(str(tmp_path))
     store.save(model)
-    os.remove(tmp_path / LEAN_MODEL_FILE)  # as an older version left it: the pickle alone
-    with caplog.at_level(logging.INFO, logger="triage.runtime"):
-        loaded = ModelStore(str(tmp_path)).load()
-    assert isinstance(loaded, OfflineModel) and "no current plain-data form" in caplog.text
-    store.save(model)
-    stale = os.stat(tmp_path / MODEL_FILE).st_mtime_ns - 10**9  # arrays older than the pickle: a save cut short
-    os.utime(tmp_path / LEAN_MODEL_FILE, ns=(stale, stale))
-    assert isinstance(ModelStore(str(tmp_path)).load(), OfflineModel)
-    os.utime(tmp_path / LEAN_MODEL_FILE)  # current again
-    reloaded = ModelStore(str(tmp_path)).load()
-    assert isinstance(reloaded, LeanModel)
-    item = [TriageInput(rows[2800].subject, rows[2800].body)]
-    _assert_same_results(loaded.predict(item), reloaded.predict(item))
+    assert isinstance(store.load(), LeanModel)
+    retrained = OfflineModel.train(model.taxonomy, [], [Example("x", "only billing here", "Billing and Payments")], {})
+    joblib.dump(retrained, tmp_path / MODEL_FILE)
+    loaded = store.load()
+    assert isinstance(loaded, OfflineModel) and loaded.memory is None  # the newer pickle, not the stale arrays
+    again = store.load()
+    assert isinstance(again, LeanModel) and again.memory is None  # its arrays, written on the way
+    item = [TriageInput(rows[0].subject, rows[0].body)]
+    _assert_same_results(retrained.predict(item), again.predict(item))
 
 
 def test_a_damaged_plain_file_falls_back_to_the_pickle(trained, tmp_path):
@@ -223,9 +237,10 @@ def test_similar_index_from_plain_arrays_finds_what_the_pickle_finds(tmp_path, c
     SimilarIndexStore(str(tmp_path)).save(SimilarIndex.build(list(range(1, 401)), texts))
     lean = SimilarIndexStore(str(tmp_path)).load()
     os.remove(tmp_path / "similar-tickets.arrays")
-    with caplog.at_level(logging.INFO, logger="triage.similar"):
+    with caplog.at_level(logging.INFO, logger="triage.saved"):
         pickled = SimilarIndexStore(str(tmp_path)).load()
     assert "no current plain-array form" in caplog.text
+    assert (tmp_path / "similar-tickets.arrays").exists()
     assert lean is not None and pickled is not None and type(lean.postings) is not type(pickled.postings)
     for r in rows[300:420] + rows[2000:2050]:
         query = f"{r.subject} {r.body}".lower()

@@ -4,22 +4,23 @@ Training (triage/local.py) fits scikit-learn objects and `ModelStore.save` write
 pickle (for retraining tools and older versions) and a plain-data form (vocabularies, idf, linear weights,
 sigmoid calibration, the memory of labelled tickets; triage/arrayfile.py). The daemon and the web load the
 plain-data form: numpy only, weights memory-mapped. A model saved before the plain-data form existed, or one
-whose file is older than the pickle, loads through joblib and scikit-learn as before (with a log line).
+made from an older pickle, loads through joblib and scikit-learn as before (with a log line), and its
+plain-data form is written then, so the next start skips scikit-learn.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from triage.arrayfile import FileRows, read_arrays, write_arrays
+from triage.arrayfile import FileRows
 from triage.provider import Taxonomy, TriageInput, TriageResult
 from triage.results import ResultBuilder
+from triage.saved import PickleWithArrays, PlainForm
 from triage.textvec import TfidfVocabulary
 
 logger = logging.getLogger(__name__)
@@ -176,11 +177,10 @@ def _taxonomy(saved: dict) -> Taxonomy:
     )
 
 
-def load_lean_model(path: str) -> LeanModel:
-    """The model in the plain-data file at `path` (numpy only)."""
-    meta, arrays = read_arrays(path, rows_on_demand=ROWS_ON_DEMAND)
+def lean_model_from(meta: dict[str, Any], arrays: dict[str, Any]) -> LeanModel:
+    """The model in a plain-data file's (meta, arrays) (numpy only)."""
     if meta.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: plain-data model format {meta.get('format')!r} is not {FORMAT_VERSION}")
+        raise ValueError(f"plain-data model format {meta.get('format')!r} is not {FORMAT_VERSION}")
     words = _vocabulary(meta["words"], arrays["words_idf"])
     assert words is not None
     memory = None
@@ -203,76 +203,27 @@ def load_lean_model(path: str) -> LeanModel:
     )
 
 
-class ModelStore:
-    """Loads the saved model from `model_dir`, reloading when a retrain replaced the file.
+def _plain_form(model: Any) -> PlainForm | None:
+    return model.plain_form()
 
-    The plain-data form is preferred; the joblib pickle (scikit-learn) is the fallback when there is no
-    plain-data file or it is older than the pickle (saved by a version without it, or a save cut short).
-    """
+
+class ModelStore:
+    """Loads the saved model from `model_dir`, reloading when a retrain replaced the file: the plain-data
+    form when it matches the pickle, else the pickle through scikit-learn (triage/saved.py)."""
 
     def __init__(self, model_dir: str) -> None:
-        self.path = os.path.join(model_dir, MODEL_FILE)
-        self.lean_path = os.path.join(model_dir, LEAN_MODEL_FILE)
-        self._lock = threading.Lock()
-        self._loaded: tuple[tuple[str, int], Predictor] | None = None
+        self._files = PickleWithArrays(
+            os.path.join(model_dir, MODEL_FILE),
+            os.path.join(model_dir, LEAN_MODEL_FILE),
+            to_arrays=_plain_form,
+            from_arrays=lean_model_from,
+            rows_on_demand=ROWS_ON_DEMAND,
+        )
+        self.path, self.lean_path = self._files.path, self._files.arrays_path
 
     def save(self, model: Any) -> None:
-        """Write the pickle, then the plain-data form beside it (each atomically)."""
-        import tempfile
-
-        import joblib
-
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
-        os.close(handle)
-        joblib.dump(model, temporary)
-        os.replace(temporary, self.path)  # readers see the old or the new file, never half of one
-        plain = model.plain_form()
-        if plain is None:
-            logger.warning("offline model has settings the plain-data form cannot express; saved as a pickle only")
-            self._remove_lean()
-            return
-        write_arrays(self.lean_path, *plain)
-
-    def _remove_lean(self) -> None:
-        try:
-            os.remove(self.lean_path)
-        except FileNotFoundError:
-            pass
-
-    def _source(self) -> tuple[str, int] | None:
-        def mtime(path: str) -> int | None:
-            try:
-                return os.stat(path).st_mtime_ns
-            except OSError:
-                return None
-
-        pickled, lean = mtime(self.path), mtime(self.lean_path)
-        if lean is not None and (pickled is None or lean >= pickled):
-            return self.lean_path, lean
-        if pickled is not None:
-            return self.path, pickled
-        return None
+        """Write the pickle, then the plain-data form made from it."""
+        self._files.save(model)
 
     def load(self) -> Predictor | None:
-        with self._lock:
-            source = self._source()
-            if source is None:
-                return None
-            if self._loaded is None or self._loaded[0] != source:
-                self._loaded = (source, self._read(source[0]))
-            return self._loaded[1]
-
-    def _read(self, path: str) -> Predictor:
-        if path == self.lean_path:
-            try:
-                return load_lean_model(path)
-            except (ValueError, KeyError, TypeError, OSError):
-                logger.exception("plain-data model %s unreadable; trying the pickle", path)
-                if not os.path.exists(self.path):
-                    raise
-                path = self.path
-        logger.info("offline model %s has no current plain-data form; loading it with scikit-learn", path)
-        import joblib
-
-        return joblib.load(path)
+        return self._files.load()

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from models import Ticket, TicketMessage
-from triage.arrayfile import read_arrays, write_arrays
+from triage.saved import PickleWithArrays
 from triage.textvec import hashed_counts, word_ngrams
 
 logger = logging.getLogger(__name__)
@@ -112,77 +110,47 @@ class SimilarIndex:
         return [(int(self.numbers[i]), round(float(scores[i]), 3)) for i in top]
 
 
-class SimilarIndexStore:
-    """Loads the saved index from `model_dir` (memory-mapped), reloading when a rebuild replaced it.
+def _index_arrays(index: SimilarIndex) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    postings = index.postings
+    arrays: dict[str, np.ndarray] = {
+        "idf": np.asarray(index.idf, dtype=np.float32),
+        "indptr": np.asarray(postings.indptr, dtype=np.int64),
+        "indices": np.asarray(postings.indices, dtype=np.int64),
+        "data": np.asarray(postings.data, dtype=np.float32),
+        "numbers": np.asarray(index.numbers, dtype=np.int64),
+    }
+    return {"n_features": N_FEATURES}, arrays
 
-    The plain-array file is preferred; the joblib file (scikit-learn/SciPy) is the fallback when the
-    arrays are missing or older (an index built before they existed)."""
+
+def _index_from(meta: dict[str, Any], arrays: dict[str, Any]) -> SimilarIndex:
+    if meta.get("n_features") != N_FEATURES:
+        raise ValueError(f"index hashed into {meta.get('n_features')} columns, not {N_FEATURES}")
+    postings = Postings(arrays["indptr"], arrays["indices"], arrays["data"])
+    return SimilarIndex(idf=arrays["idf"], postings=postings, numbers=arrays["numbers"])
+
+
+class SimilarIndexStore:
+    """Loads the saved index from `model_dir` (memory-mapped), reloading when a rebuild replaced it: the plain
+    arrays when they match the joblib file, else the joblib file (SciPy) as before (triage/saved.py)."""
 
     def __init__(self, model_dir: str) -> None:
-        self.path = os.path.join(model_dir, INDEX_FILE)
-        self.lean_path = os.path.join(model_dir, LEAN_INDEX_FILE)
-        self._lock = threading.Lock()
-        self._loaded: tuple[tuple[str, int], SimilarIndex] | None = None
+        self._files = PickleWithArrays(
+            os.path.join(model_dir, INDEX_FILE),
+            os.path.join(model_dir, LEAN_INDEX_FILE),
+            to_arrays=_index_arrays,
+            from_arrays=_index_from,
+            mmap_pickle=True,
+        )
+        self.path, self.lean_path = self._files.path, self._files.arrays_path
 
     def save(self, index: SimilarIndex) -> None:
-        """The joblib file, then the plain arrays beside it (each written atomically)."""
-        import joblib
-
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
-        os.close(handle)
-        joblib.dump(index, temporary)
-        os.replace(temporary, self.path)  # readers see the old or the new file, never half of one
-        postings = index.postings
-        arrays: dict[str, np.ndarray] = {
-            "idf": np.asarray(index.idf, dtype=np.float32),
-            "indptr": np.asarray(postings.indptr, dtype=np.int64),
-            "indices": np.asarray(postings.indices, dtype=np.int64),
-            "data": np.asarray(postings.data, dtype=np.float32),
-            "numbers": np.asarray(index.numbers, dtype=np.int64),
-        }
-        write_arrays(self.lean_path, {"n_features": N_FEATURES}, arrays)
+        self._files.save(index)
 
     def remove(self) -> None:
-        for path in (self.lean_path, self.path):
-            try:
-                os.remove(path)
-            except FileNotFoundError:
-                pass
-
-    def _source(self) -> tuple[str, int] | None:
-        found = {}
-        for path in (self.path, self.lean_path):
-            try:
-                found[path] = os.stat(path).st_mtime_ns
-            except OSError:
-                pass
-        if self.lean_path in found and found[self.lean_path] >= found.get(self.path, 0):
-            return self.lean_path, found[self.lean_path]
-        if self.path in found:
-            return self.path, found[self.path]
-        return None
+        self._files.remove()
 
     def load(self) -> SimilarIndex | None:
-        with self._lock:
-            source = self._source()
-            if source is None:
-                return None
-            if self._loaded is None or self._loaded[0] != source:
-                self._loaded = (source, self._read(source[0]))
-            return self._loaded[1]
-
-    def _read(self, path: str) -> SimilarIndex:
-        if path == self.lean_path:
-            meta, arrays = read_arrays(path)
-            if meta.get("n_features") != N_FEATURES:
-                raise ValueError(f"{path}: index hashed into {meta.get('n_features')} columns, not {N_FEATURES}")
-            postings = Postings(arrays["indptr"], arrays["indices"], arrays["data"])
-            return SimilarIndex(idf=arrays["idf"], postings=postings, numbers=arrays["numbers"])
-        logger.info("similar-ticket index %s has no current plain-array form; loading it with scikit-learn", path)
-        import joblib
-
-        return joblib.load(path, mmap_mode="r")
+        return self._files.load()
 
 
 _STORES: dict[str, SimilarIndexStore] = {}
