@@ -251,3 +251,32 @@ def test_similar_index_from_plain_arrays_finds_what_the_pickle_finds(tmp_path, c
         terms, weights = lean.vector(query)
         assert terms.tolist() == counts.indices[keep].tolist()
         assert np.allclose(weights, expected[keep] / np.linalg.norm(expected[keep]))
+
+
+def test_the_triage_job_in_a_fresh_process_triages_without_sklearn(db, settings):
+    """What the daemon does at start: load the saved model and triage the first ticket, sklearn never imported."""
+    from config import to_environ
+    from models import Ticket
+    from tests.triage_support import make_ticket
+    from triage.taxonomy import ensure_default_taxonomy
+    from triage.training import train_from_database
+
+    ensure_default_taxonomy()
+    train_from_database(settings)
+    ticket = make_ticket("Charged twice", "My credit card was charged twice for the March invoice. I want a refund.")
+    script = """
+import json, sys
+from config import load_settings
+from models import connect_db
+from triage import jobs
+settings = load_settings(env_file=None)
+connect_db(settings.mongo_uri)
+jobs.triage_job(settings)
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn", "scipy", "joblib"))))
+"""
+    env = {**os.environ, **to_environ(settings)}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    ticket = Ticket.objects(id=ticket.id).get()
+    assert ticket.triage.state in ("done", "review") and ticket.triage.provider == "local"
+    assert ticket.category == "billing"
