@@ -111,7 +111,7 @@ def _plain_form(model: Any) -> tuple[dict, dict[str, np.ndarray]]:
         transposed = model.memory_t.tocsr()
         transposed.sort_indices()
         arrays["memory_indptr"] = np.asarray(transposed.indptr, dtype=np.int64)
-        arrays["memory_indices"] = np.asarray(transposed.indices, dtype=np.int64)
+        arrays["memory_indices"] = np.asarray(transposed.indices, dtype=np.int32)
         arrays["memory_data"] = np.asarray(transposed.data, dtype=np.float64)
         meta["memory_labels"] = [list(label) for label in model.memory_labels]
     return meta, arrays

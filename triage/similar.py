@@ -115,7 +115,7 @@ def _index_arrays(index: SimilarIndex) -> tuple[dict[str, Any], dict[str, np.nda
     arrays: dict[str, np.ndarray] = {
         "idf": np.asarray(index.idf, dtype=np.float32),
         "indptr": np.asarray(postings.indptr, dtype=np.int64),
-        "indices": np.asarray(postings.indices, dtype=np.int64),
+        "indices": np.asarray(postings.indices, dtype=np.int32),  # ticket columns: at most MAX_INDEXED_TICKETS
         "data": np.asarray(postings.data, dtype=np.float32),
         "numbers": np.asarray(index.numbers, dtype=np.int64),
     }
