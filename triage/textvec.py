@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -70,14 +71,11 @@ class TfidfVocabulary:
 
     def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(columns, tf-idf weights) of `text`, l2-normalised: one row of `TfidfVectorizer.transform`."""
-        counts: dict[int, int] = {}
-        vocabulary = self.vocabulary
-        for gram in self.grams(text):
-            column = vocabulary.get(gram)
-            if column is not None:
-                counts[column] = counts.get(column, 0) + 1
-        columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-        values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        counted = Counter(self.grams(text))  # distinct terms have distinct columns: count terms, then look up
+        looked_up = zip(map(self.vocabulary.get, counted), counted.values(), strict=True)
+        found = [(column, count) for column, count in looked_up if column is not None]
+        columns = np.fromiter((c for c, _ in found), dtype=np.int64, count=len(found))
+        values = np.fromiter((n for _, n in found), dtype=np.float64, count=len(found))
         order = np.argsort(columns, kind="stable")
         columns, values = columns[order], values[order]
         if self.sublinear_tf:
