@@ -31,6 +31,7 @@ FORMAT_VERSION = 1
 NEIGHBOUR_SIMILARITY = 0.5  # measured: labels of neighbours this close agree ~97-100% of the time
 
 ROWS_ON_DEMAND = ("category_weights", "priority_weights", "skill_weights")  # large; a ticket reads a few rows
+GATHER_ELEMENTS = 1_000_000  # weight numbers copied at once (8 MB)
 Vector = tuple[np.ndarray, np.ndarray]  # (columns ascending, values): one sparse row
 
 
@@ -44,6 +45,27 @@ class Predictor(Protocol):
     auto_route: dict | None
 
     def predict(self, items: list[TriageInput]) -> list[TriageResult]: ...
+
+
+def row_products(weights: np.ndarray | FileRows, rows: list[Vector]) -> np.ndarray:
+    """`rows` (sparse) times `weights` (features x outputs): the needed weight rows are read once per chunk of
+    rows, chunks kept to about GATHER_ELEMENTS numbers so a large batch does not copy half the matrix."""
+    width = weights.shape[1]
+    out = np.zeros((len(rows), width))
+    start = 0
+    while start < len(rows):
+        end, size = start, 0
+        while end < len(rows) and (end == start or (size + len(rows[end][0])) * width <= GATHER_ELEMENTS):
+            size += len(rows[end][0])
+            end += 1
+        block = weights[np.concatenate([columns for columns, _ in rows[start:end]])]
+        offset = 0
+        for position in range(start, end):
+            columns, values = rows[position]
+            out[position] = values @ block[offset : offset + len(columns)]
+            offset += len(columns)
+        start = end
+    return out
 
 
 @dataclass
@@ -60,15 +82,15 @@ class CalibratedField:
     def predict(self, rows: list[Vector]) -> tuple[list[str], np.ndarray]:
         if self.weights is None:
             return [self.classes[0]] * len(rows), np.full(len(rows), 0.3)
-        proba = np.vstack([self.proba(row) for row in rows]) if rows else np.zeros((0, len(self.classes)))
+        assert self.intercept is not None
+        decisions = row_products(self.weights, rows) + self.intercept
+        proba = np.vstack([self.proba(d) for d in decisions]) if rows else np.zeros((0, len(self.classes)))
         best = proba.argmax(axis=1)
         return [self.classes[i] for i in best], proba.max(axis=1)
 
-    def proba(self, row: Vector) -> np.ndarray:
-        """CalibratedClassifierCV's sigmoid `predict_proba` for one row (as `local._calibrated_proba`)."""
-        assert self.weights is not None and self.intercept is not None
-        columns, values = row
-        decision = values @ self.weights[columns] + self.intercept
+    def proba(self, decision: np.ndarray) -> np.ndarray:
+        """CalibratedClassifierCV's sigmoid `predict_proba` from one row's decision values (folds x outputs),
+        as `local._calibrated_proba`."""
         positive = (1.0 / (1.0 + np.exp(self.slope * decision + self.offset))).reshape(self.folds, -1)
         count = len(self.classes)
         if count == 2:
@@ -107,7 +129,7 @@ class LeanModel(ResultBuilder):
         features = [self.features(t, w) for t, w in zip(texts, words, strict=True)]
         skill_scores = None
         if self.skill_weights is not None and self.skill_intercept is not None and words:
-            skill_scores = np.vstack([v @ self.skill_weights[c] + self.skill_intercept for c, v in words])
+            skill_scores = row_products(self.skill_weights, words) + self.skill_intercept
         neighbours = [self.neighbour(w) for w in words]
         return self._results(
             items, texts, self.category.predict(features), self.priority.predict(features), skill_scores, neighbours
