@@ -280,3 +280,21 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn",
     ticket = Ticket.objects(id=ticket.id).get()
     assert ticket.triage.state in ("done", "review") and ticket.triage.provider == "local"
     assert ticket.category == "billing"
+
+
+def test_an_older_pickle_without_the_transposed_memory_is_converted_too(trained, tmp_path):
+    import copy
+
+    import joblib
+
+    model, _, rows = trained
+    older = copy.copy(model)
+    del older.memory_t  # pickles from before the transposed memory was kept
+    joblib.dump(older, tmp_path / MODEL_FILE)
+    store = ModelStore(str(tmp_path))
+    assert isinstance(store.load(), OfflineModel)
+    converted = store.load()
+    assert isinstance(converted, LeanModel)
+    items = _items(rows[:5])  # labelled tickets: the memory answers
+    _assert_same_results(model.predict(items), converted.predict(items))
+    assert all("Very similar to ticket #" in r.helpful_notes for r in converted.predict(items[:5]))

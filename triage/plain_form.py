@@ -91,15 +91,15 @@ def _plain_form(model: Any) -> tuple[dict, dict[str, np.ndarray]]:
     meta: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "taxonomy": dataclasses.asdict(model.taxonomy),
-        "keywords": model.keywords,
-        "skills_per_ticket": int(model.skills_per_ticket),
+        "keywords": getattr(model, "keywords", {}),
+        "skills_per_ticket": int(getattr(model, "skills_per_ticket", 1)),
         "auto_route": getattr(model, "auto_route", None),
         "words": words,
         "chars": chars,
         "category": _calibrated(model.category, "category", arrays),
         "priority": _calibrated(model.priority, "priority", arrays),
     }
-    if model.skills is not None:
+    if getattr(model, "skills", None) is not None:
         coef = np.asarray(model.skills.coef_, dtype=np.float64)
         _require(coef.ndim == 2 and coef.shape[0] == len(model.skill_binarizer.classes_), "skills: shape")
         arrays["skill_weights"] = np.ascontiguousarray(coef.T)  # (word features, skills)
@@ -107,8 +107,9 @@ def _plain_form(model: Any) -> tuple[dict, dict[str, np.ndarray]]:
             np.asarray(model.skills.intercept_, dtype=np.float64), coef.shape[:1]
         ).copy()
         meta["skill_classes"] = [str(c) for c in model.skill_binarizer.classes_]
-    if model.memory is not None:
-        transposed = model.memory_t.tocsr()
+    if getattr(model, "memory", None) is not None:
+        transposed = getattr(model, "memory_t", None)
+        transposed = (model.memory.T if transposed is None else transposed).tocsr()  # older pickles lack memory_t
         transposed.sort_indices()
         arrays["memory_indptr"] = np.asarray(transposed.indptr, dtype=np.int64)
         arrays["memory_indices"] = np.asarray(transposed.indices, dtype=np.int32)
