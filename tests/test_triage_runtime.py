@@ -298,3 +298,23 @@ def test_an_older_pickle_without_the_transposed_memory_is_converted_too(trained,
     items = _items(rows[:5])  # labelled tickets: the memory answers
     _assert_same_results(model.predict(items), converted.predict(items))
     assert all("Very similar to ticket #" in r.helpful_notes for r in converted.predict(items[:5]))
+
+
+def _file_backed_mb() -> float:
+    return int(Path("/proc/self/status").read_text().split("RssFile:")[1].split()[0]) / 1024
+
+
+def test_mapped_weights_and_postings_do_not_stay_resident(tmp_path):
+    """Every ticket touches other rows: without handing pages back, memory would grow to the file's size."""
+    from triage.arrayfile import read_arrays, release_pages, write_arrays
+
+    write_arrays(str(tmp_path / "a.arrays"), {}, {"postings": np.ones(4_000_000), "weights": np.ones((100_000, 40))})
+    _, arrays = read_arrays(str(tmp_path / "a.arrays"), rows_on_demand=("weights",))
+    before = _file_backed_mb()
+    assert float(arrays["postings"].sum()) == 4_000_000  # reads all 32 MB
+    assert _file_backed_mb() - before > 20
+    release_pages(arrays["postings"])
+    assert _file_backed_mb() - before < 5
+    rows = arrays["weights"][np.arange(0, 100_000, 7)]  # a page in every few of the 32 MB
+    assert rows.shape == (14_286, 40) and float(rows.sum()) == 14_286 * 40
+    assert _file_backed_mb() - before < 5

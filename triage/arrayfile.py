@@ -77,6 +77,21 @@ class FileRows:
         return rows
 
 
+def release_pages(*arrays: np.ndarray) -> None:
+    """Hand the pages of memory-mapped arrays back to the page cache (MADV_DONTNEED); others: nothing."""
+    for array in arrays:
+        base: Any = array
+        while isinstance(base, np.ndarray) and base.base is not None:
+            base = base.base
+        if isinstance(base, memoryview):  # np.frombuffer(mapping) keeps a memoryview of it
+            base = base.obj
+        if not isinstance(base, mmap.mmap) or array.nbytes == 0:
+            continue
+        offset = array.ctypes.data - np.frombuffer(base, dtype=np.uint8, count=1).ctypes.data
+        start = offset - offset % mmap.PAGESIZE
+        base.madvise(mmap.MADV_DONTNEED, start, offset + array.nbytes - start)
+
+
 def read_arrays(path: str, rows_on_demand: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
     """(meta, arrays) of a file written by `write_arrays`: read-only and memory-mapped, except the 2-D
     arrays named in `rows_on_demand`, which stay in the file as `FileRows`."""

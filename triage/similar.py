@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from models import Ticket, TicketMessage
+from triage.arrayfile import release_pages
 from triage.saved import PickleWithArrays
 from triage.textvec import hashed_counts, word_ngrams
 
@@ -103,6 +104,7 @@ class SimilarIndex:
             return []
         columns = np.concatenate([indices[a:b] for a, b, _ in spans])
         values = np.concatenate([data[a:b] * w for a, b, w in spans])
+        release_pages(indptr, indices, data)  # read pages stay resident otherwise: memory would grow with the index
         scores = np.bincount(columns, weights=values, minlength=len(self.numbers))  # only the touched lists
         candidates = np.flatnonzero(scores >= MIN_SIMILARITY)
         candidates = candidates[self.numbers[candidates] < before]
