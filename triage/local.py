@@ -16,15 +16,10 @@ alone, under +1 blended, 12 tickets/s on 2 cores). Halving the training rows cos
 from __future__ import annotations
 
 import logging
-import os
-import re
-import tempfile
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import joblib
 import numpy as np
 from scipy import sparse
 from sklearn.calibration import CalibratedClassifierCV
@@ -33,17 +28,18 @@ from sklearn.linear_model import RidgeClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.svm import LinearSVC
 
-from triage.facts import extract_facts, facts_lines
-from triage.injection import injection_signals
+from triage.plain_form import plain_form
 from triage.provider import Taxonomy, TriageInput, TriageResult
-from triage.summary import extractive_summary
-from triage.textprep import guess_language
+from triage.results import ResultBuilder
+from triage.runtime import (  # noqa: F401 - re-exported: training and tests import them from here
+    MODEL_FILE,
+    NEIGHBOUR_SIMILARITY,
+    ModelStore,
+    model_text,
+)
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "offline-model.joblib"
-NEIGHBOUR_SIMILARITY = 0.5  # measured: labels of neighbours this close agree ~97-100% of the time
-SKILL_THRESHOLD = -0.3  # ridge score; measured best for micro-F1 beside the top-k cut
 # Seed phrases for a fresh install (English and German); human corrections take over once they exist.
 PRIORITY_SEEDS = {
     "urgent": "urgent asap immediately emergency production down outage data loss breach critical "
@@ -64,11 +60,6 @@ class Example:
     priority: str | None = None
     skills: list[str] | None = None
     reference: str = ""  # e.g. "#12" for a ticket, shown in helpful notes
-
-
-def model_text(subject: str, body: str) -> str:
-    """Subject counted twice: it carries more signal per word than the body."""
-    return f"{subject} {subject} {body}".lower()
 
 
 @dataclass
@@ -144,7 +135,7 @@ def _balanced(texts: list[str], labels: list[str]) -> tuple[list[str], list[str]
 
 
 @dataclass
-class OfflineModel:
+class OfflineModel(ResultBuilder):
     taxonomy: Taxonomy
     keywords: dict[str, list[str]] = field(default_factory=dict)  # skill -> keywords
     vectorizer: Any = None  # word TfidfVectorizer once trained
@@ -200,46 +191,23 @@ class OfflineModel:
         texts = [model_text(i.subject, i.body) for i in items]
         matrix = self.vectorizer.transform(texts)
         features = self._features(texts, matrix)
-        categories, category_conf = self.category.predict(features)
-        priorities, priority_conf = self.priority.predict(features)
         skill_scores = self.skills.decision_function(matrix) if self.skills is not None else None
-        neighbours = self._neighbours(matrix)
-        results = []
-        for row, item in enumerate(items):
-            category, priority = categories[row], priorities[row]
-            conf = {"category": float(category_conf[row]), "priority": float(priority_conf[row])}
-            notes = []
-            near = neighbours[row]
-            if near is not None:
-                similarity, (near_category, near_priority, reference) = near
-                if near_category:
-                    category, conf["category"] = near_category, max(similarity, 0.8)
-                if near_priority:
-                    priority, conf["priority"] = near_priority, max(similarity, 0.8)
-                if reference:
-                    notes.append(f"Very similar to ticket {reference} ({similarity:.0%} text overlap).")
-            skills, skill_conf = self._skills(texts[row], None if skill_scores is None else skill_scores[row])
-            conf["required_skills"] = skill_conf
-            language = guess_language(f"{item.subject} {item.body}") or item.language_hint
-            conf["language"] = 0.9 if language else 0.0
-            result = TriageResult(
-                category=category,
-                priority=priority,
-                required_skills=skills,
-                language=language,
-                summary=extractive_summary(item.subject, item.body),
-                helpful_notes="\n".join([*notes, _notes_text(item)]).strip(),
-                confidence=conf,
-                injection_suspected=bool(injection_signals(f"{item.subject}\n{item.body}")),
-                provider="local",
-            )
-            result = result.clipped_to(self.taxonomy)
-            chosen = getattr(self, "auto_route", None)  # models saved before it have no such attribute
-            if chosen is not None:  # chosen at the last retrain; a None threshold: no level was accurate enough
-                threshold = chosen.get("threshold")
-                result.auto_route = threshold is not None and result.confidence["category"] >= threshold
-            results.append(result)
-        return results
+        return self._results(
+            items,
+            texts,
+            self.category.predict(features),
+            self.priority.predict(features),
+            skill_scores,
+            self._neighbours(matrix),
+        )
+
+    @property
+    def skill_classes(self) -> list[str]:
+        return [str(c) for c in self.skill_binarizer.classes_]
+
+    def plain_form(self) -> tuple[dict, dict[str, np.ndarray]] | None:
+        """(meta, arrays) for the prediction runtime without scikit-learn (triage/runtime.py)."""
+        return plain_form(self)
 
     def _features(self, texts: list[str], words=None):
         words = self.vectorizer.transform(texts) if words is None else words
@@ -256,58 +224,3 @@ class OfflineModel:
             if similarity[row, best] >= NEIGHBOUR_SIMILARITY:
                 found[row] = (float(similarity[row, best]), self.memory_labels[best])
         return found
-
-    def _skills(self, text: str, scores) -> tuple[list[str], float]:
-        """As many skills as labelled tickets typically carry; keyword matches fill one more place."""
-        chosen: dict[str, float] = {}
-        if scores is not None:
-            classes = self.skill_binarizer.classes_
-            order = np.argsort(scores)[::-1]
-            for rank, index in enumerate(order[: self.skills_per_ticket]):
-                if rank == 0 or scores[index] >= SKILL_THRESHOLD:
-                    chosen[str(classes[index])] = float(min(max(scores[index] + 0.5, 0.0), 1.0))
-        for skill, words in self.keywords.items():
-            if len(chosen) > self.skills_per_ticket:
-                break
-            if skill not in chosen and any(_contains(text, w) for w in words):
-                chosen[skill] = 0.6
-        if not chosen:
-            return [], 0.2
-        return list(chosen), float(np.mean(list(chosen.values())))
-
-
-def _contains(text: str, word: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
-
-
-def _notes_text(item: TriageInput) -> str:
-    """The notes computed before triage (similar tickets, facts: `TriageInput.context`), else the facts alone."""
-    if item.context:
-        return item.context
-    return "\n".join(facts_lines(extract_facts(item.subject, item.body, item.attachments)))
-
-
-class ModelStore:
-    """Loads the saved model from `model_dir`, reloading when a retrain replaced the file."""
-
-    def __init__(self, model_dir: str) -> None:
-        self.path = os.path.join(model_dir, MODEL_FILE)
-        self._lock = threading.Lock()
-        self._loaded: tuple[float, OfflineModel] | None = None
-
-    def save(self, model: OfflineModel) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
-        os.close(handle)
-        joblib.dump(model, temporary)
-        os.replace(temporary, self.path)  # readers see the old or the new file, never half of one
-
-    def load(self) -> OfflineModel | None:
-        with self._lock:
-            try:
-                mtime = os.path.getmtime(self.path)
-            except OSError:
-                return None
-            if self._loaded is None or self._loaded[0] != mtime:
-                self._loaded = (mtime, joblib.load(self.path))
-            return self._loaded[1]

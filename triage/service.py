@@ -19,7 +19,7 @@ from triage.provider import ProviderError, ProviderUnavailable, Taxonomy, Triage
 
 if TYPE_CHECKING:
     from triage.gemini import GeminiProvider
-    from triage.local import ModelStore, OfflineModel
+    from triage.runtime import ModelStore, Predictor
 
 logger = logging.getLogger(__name__)
 _STORES: dict[str, ModelStore] = {}  # one loaded model per directory, shared by providers
@@ -27,17 +27,17 @@ _STORES_LOCK = threading.Lock()
 
 
 def model_store(model_dir: str) -> ModelStore:
-    """The shared store of `model_dir`; scikit-learn is imported here, on first use, not when the daemon starts."""
+    """The shared store of `model_dir`; its plain-data model predicts without scikit-learn (triage/runtime.py)."""
     with _STORES_LOCK:
         if model_dir not in _STORES:
-            from triage.local import ModelStore
+            from triage.runtime import ModelStore
 
             _STORES[model_dir] = ModelStore(model_dir)
         return _STORES[model_dir]
 
 
 def warm_up(settings: Settings) -> None:
-    """Import scikit-learn and load the saved offline model (the daemon does this in a background thread)."""
+    """Load the saved offline model (the daemon does this in a background thread)."""
     started = time.perf_counter()
     try:
         loaded = model_store(settings.model_dir).load() is not None
@@ -55,7 +55,7 @@ class LocalProvider:
         self.store = model_store(settings.model_dir)
         self._lock = threading.Lock()
 
-    def model(self, taxonomy: Taxonomy) -> OfflineModel:
+    def model(self, taxonomy: Taxonomy) -> Predictor:
         """The saved model for `taxonomy`, trained first when there is none or the lists changed."""
         model = self.store.load()
         if model is None or model.taxonomy != taxonomy:

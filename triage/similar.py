@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-import joblib
 import numpy as np
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
 from models import Ticket, TicketMessage
+from triage.arrayfile import release_pages
+from triage.saved import PickleWithArrays
+from triage.textvec import hashed_counts, word_ngrams
 
 logger = logging.getLogger(__name__)
 
 INDEX_FILE = "similar-tickets.joblib"
+LEAN_INDEX_FILE = "similar-tickets.arrays"  # the same index as plain arrays: readers need no scikit-learn
+N_FEATURES = 2**20
 OUTCOME_STATUSES = ("resolved", "closed")
 MAX_INDEXED_TICKETS = 200_000
 MAX_TEXT_CHARS = 2000
@@ -35,8 +36,16 @@ REPLY_EXCERPT_CHARS = 400
 READ_BATCH = 2000
 
 
-def _hasher() -> HashingVectorizer:
-    return HashingVectorizer(n_features=2**20, alternate_sign=False, norm=None, dtype=np.float32)
+def _hasher():
+    """scikit-learn's hashing of the index at build time; `hashed_terms` is the same for one query."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(n_features=N_FEATURES, alternate_sign=False, norm=None, dtype=np.float32)
+
+
+def hashed_terms(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(hashed columns, float32 counts) of `text`: one row of `_hasher().transform([text])`."""
+    return hashed_counts(word_ngrams(text, (1, 1)), N_FEATURES)
 
 
 def index_text(subject: str, body: str) -> str:
@@ -44,13 +53,24 @@ def index_text(subject: str, body: str) -> str:
 
 
 @dataclass
+class Postings:
+    """CSR arrays of the terms x tickets matrix (what `nearest` reads of a scipy csr matrix)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+
+@dataclass
 class SimilarIndex:
     idf: np.ndarray  # per hashed term, 0 for terms dropped as too common (float32)
-    postings: Any  # csr matrix, terms x tickets: one row (an inverted list) per hashed term
+    postings: Any  # Postings or a scipy csr matrix, terms x tickets: one row (an inverted list) per hashed term
     numbers: np.ndarray  # ticket number of each column
 
     @classmethod
     def build(cls, numbers: list[int], texts: list[str]) -> SimilarIndex:
+        from sklearn.feature_extraction.text import TfidfTransformer
+
         counts = _hasher().transform(texts)
         transformer = TfidfTransformer(sublinear_tf=True).fit(counts)
         document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
@@ -65,10 +85,10 @@ class SimilarIndex:
 
     def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(terms, weights) of `text`: sublinear tf x idf, L2-normalised, as the indexed tickets were."""
-        counts = _hasher().transform([text])
-        weights = (1.0 + np.log(counts.data)) * self.idf[counts.indices]
+        columns, counts = hashed_terms(text)
+        weights = (1.0 + np.log(counts)) * self.idf[columns]
         keep = weights > 0
-        terms, weights = counts.indices[keep], weights[keep]
+        terms, weights = columns[keep], weights[keep]
         norm = float(np.sqrt(np.dot(weights, weights)))
         return terms, (weights / norm if norm else weights)
 
@@ -84,6 +104,7 @@ class SimilarIndex:
             return []
         columns = np.concatenate([indices[a:b] for a, b, _ in spans])
         values = np.concatenate([data[a:b] * w for a, b, w in spans])
+        release_pages(indptr, indices, data)  # read pages stay resident otherwise: memory would grow with the index
         scores = np.bincount(columns, weights=values, minlength=len(self.numbers))  # only the touched lists
         candidates = np.flatnonzero(scores >= MIN_SIMILARITY)
         candidates = candidates[self.numbers[candidates] < before]
@@ -91,36 +112,47 @@ class SimilarIndex:
         return [(int(self.numbers[i]), round(float(scores[i]), 3)) for i in top]
 
 
+def _index_arrays(index: SimilarIndex) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    postings = index.postings
+    arrays: dict[str, np.ndarray] = {
+        "idf": np.asarray(index.idf, dtype=np.float32),
+        "indptr": np.asarray(postings.indptr, dtype=np.int64),
+        "indices": np.asarray(postings.indices, dtype=np.int32),  # ticket columns: at most MAX_INDEXED_TICKETS
+        "data": np.asarray(postings.data, dtype=np.float32),
+        "numbers": np.asarray(index.numbers, dtype=np.int64),
+    }
+    return {"n_features": N_FEATURES}, arrays
+
+
+def _index_from(meta: dict[str, Any], arrays: dict[str, Any]) -> SimilarIndex:
+    if meta.get("n_features") != N_FEATURES:
+        raise ValueError(f"index hashed into {meta.get('n_features')} columns, not {N_FEATURES}")
+    postings = Postings(arrays["indptr"], arrays["indices"], arrays["data"])
+    return SimilarIndex(idf=arrays["idf"], postings=postings, numbers=arrays["numbers"])
+
+
 class SimilarIndexStore:
-    """Loads the saved index from `model_dir` (memory-mapped), reloading when a rebuild replaced it."""
+    """Loads the saved index from `model_dir` (memory-mapped), reloading when a rebuild replaced it: the plain
+    arrays when they match the joblib file, else the joblib file (SciPy) as before (triage/saved.py)."""
 
     def __init__(self, model_dir: str) -> None:
-        self.path = os.path.join(model_dir, INDEX_FILE)
-        self._lock = threading.Lock()
-        self._loaded: tuple[float, SimilarIndex] | None = None
+        self._files = PickleWithArrays(
+            os.path.join(model_dir, INDEX_FILE),
+            os.path.join(model_dir, LEAN_INDEX_FILE),
+            to_arrays=_index_arrays,
+            from_arrays=_index_from,
+            mmap_pickle=True,
+        )
+        self.path, self.lean_path = self._files.path, self._files.arrays_path
 
     def save(self, index: SimilarIndex) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
-        os.close(handle)
-        joblib.dump(index, temporary)
-        os.replace(temporary, self.path)  # readers see the old or the new file, never half of one
+        self._files.save(index)
 
     def remove(self) -> None:
-        try:
-            os.remove(self.path)
-        except FileNotFoundError:
-            pass
+        self._files.remove()
 
     def load(self) -> SimilarIndex | None:
-        with self._lock:
-            try:
-                mtime = os.path.getmtime(self.path)
-            except OSError:
-                return None
-            if self._loaded is None or self._loaded[0] != mtime:
-                self._loaded = (mtime, joblib.load(self.path, mmap_mode="r"))
-            return self._loaded[1]
+        return self._files.load()
 
 
 _STORES: dict[str, SimilarIndexStore] = {}
