@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from mongoengine import BooleanField, DateTimeField, Document, IntField, ListField, StringField, signals
@@ -12,8 +14,14 @@ ROLES = ("user", "moderator", "admin")
 STAFF_ROLES = ("moderator", "admin")
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()
-# Verified against when there is no user or no hash, so a login costs the same time either way.
-_DUMMY_HASH = _hasher.hash("no such user: constant-time placeholder")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when there is no user or no hash, so a login costs the same time either way. Made on
+    first use, not at import: one argon2 hash takes ~0.2 s and 64 MiB, which every process (the daemon too)
+    would otherwise pay at start."""
+    return _hasher.hash("no such user: constant-time placeholder")
 
 
 def normalise_email(address: str) -> str:
@@ -55,7 +63,7 @@ class User(Document):
 
     def check_password(self, password: str) -> bool:
         try:
-            return _hasher.verify(self.password_hash or _DUMMY_HASH, password) and bool(self.password_hash)
+            return _hasher.verify(self.password_hash or _dummy_hash(), password) and bool(self.password_hash)
         except (VerificationError, InvalidHashError):
             return False
 
