@@ -39,6 +39,9 @@ SWITCH_INTERVAL_SECONDS = 0.0005
 # SMTP connections sending a chunk's acknowledgements side by side; each marks every email "sent" before it
 # sends its next, so a crash can leave at most this many sent but unmarked (sent again after their claim expires).
 ACK_SENDERS = 2
+# Set when intake has created tickets: the daemon's main thread then runs the triage job at once instead of at
+# its next one-second tick (daemon/scheduler.py). Cleared by that thread.
+NEW_TICKETS = threading.Event()
 
 
 @dataclass
@@ -119,6 +122,8 @@ def process_new(
                 _log(uid, outcome)
                 result.outcomes[type(outcome).__name__] += 1
             result.processed += len(items)
+            if any(isinstance(o, Created) for o in outcomes):
+                NEW_TICKETS.set()
             acks = [o.ack for o in outcomes if isinstance(o, Created) and o.ack is not None]
             for done in sending:
                 done.result()  # at most one chunk's acknowledgements in flight

@@ -23,7 +23,7 @@ from daemon.ingest import reingest_requested
 from daemon.mailbox_settings import readable_mailboxes
 from daemon.mailboxes import REFRESH_SECONDS, MailboxSupervisor
 from daemon.outbox import send_due
-from daemon.poller import poll_once, run_mailbox_loop
+from daemon.poller import NEW_TICKETS, poll_once, run_mailbox_loop
 from daemon.web_intake import ingest_web_submissions
 from models import connect_db, ensure_all_indexes
 
@@ -135,6 +135,14 @@ def build_scheduler(
     return scheduler
 
 
+def run_soon(scheduler: BackgroundScheduler, job_id: str) -> None:
+    """Bring an interval job's next run forward to now (new tickets need triage; no need to wait for its tick).
+    A run already under way is not doubled: the scheduler skips a second instance."""
+    job = scheduler.get_job(job_id)
+    if job is not None:
+        job.modify(next_run_time=dt.datetime.now(dt.UTC))
+
+
 def run_daemon(settings: Settings, *, once: bool = False) -> int:
     """The daemon's one function: connect, then one pass (`once`) or the scheduler until SIGTERM/SIGINT."""
     if not once:  # scikit-learn and the offline model load beside the mailbox's start, not in front of triage
@@ -159,8 +167,10 @@ def run_daemon(settings: Settings, *, once: bool = False) -> int:
     logger.info("daemon running (jobs: %s)", ", ".join(job.id for job in scheduler.get_jobs()))
     # Wait in short slices: a signal the OS hands to a worker thread runs its Python handler only when the
     # main thread executes bytecode, and a bare wait() never does (the daemon then ignored SIGTERM/SIGINT).
-    while not stop.wait(timeout=0.5):
-        pass
+    while not stop.is_set():
+        if NEW_TICKETS.wait(timeout=0.5):
+            NEW_TICKETS.clear()
+            run_soon(scheduler, "triage")
     logger.info("stopping: finishing the message in hand")
     mailboxes.stop_all()
     scheduler.shutdown(wait=True)

@@ -160,3 +160,32 @@ def test_run_daemon_ingests_a_file_and_reingests_quarantine(
     assert result.returncode == 1 and "no quarantined email" in result.stderr
     result = run("ingest", str(tmp_path / "missing.eml"))
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_new_tickets_bring_the_triage_job_forward() -> None:
+    """A job on a long interval runs at once when brought forward (the daemon does this when intake has
+    created tickets), not at its next tick; a second call while it runs does not start it twice."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from daemon.scheduler import run_soon
+
+    ran, release, runs = threading.Event(), threading.Event(), []
+
+    def job() -> None:
+        runs.append(1)
+        ran.set()
+        release.wait(5)
+
+    scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True}, timezone="UTC")
+    scheduler.add_job(job, "interval", seconds=3600, id="triage")
+    scheduler.start()
+    try:
+        assert not ran.wait(0.5)  # an hour to its first tick
+        run_soon(scheduler, "triage")
+        assert ran.wait(5)
+        run_soon(scheduler, "triage")  # while it runs
+        time.sleep(0.5)
+        assert len(runs) == 1
+    finally:
+        release.set()
+        scheduler.shutdown(wait=True)
