@@ -10,7 +10,7 @@ import threading
 from config import Settings
 from models.base import utcnow
 from models.mail import MailboxCursor
-from models.mailboxes import MailboxSettings, SupportMailbox, enabled_mailboxes, mailbox_of
+from models.mailboxes import MailboxSettings, SupportMailbox, enabled_mailboxes, mailbox_by_address, mailbox_of
 
 logger = logging.getLogger(__name__)
 _cache: dict[str, tuple[dt.datetime | None, Settings, MailboxSettings]] = {}
@@ -46,7 +46,7 @@ def sender_settings(address: str, base: Settings) -> Settings:
         return base
     if own is not None:  # only the settings' mailbox knows the others; this should not happen
         logger.warning("an email of mailbox %s reached the sender of %s", address, own.mailbox_address)
-    mailbox = SupportMailbox.objects(address=address).first()
+    mailbox = mailbox_by_address(address)
     if mailbox is None:
         logger.warning("mailbox %s no longer exists; sending from the settings' address", address)
         return base
