@@ -14,6 +14,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DB_DIR=${DB_DIR:-$ROOT/.cache/db}
+case $DB_DIR in /*) ;; *) DB_DIR=$PWD/$DB_DIR ;; esac  # pg_ctl runs elsewhere: a relative folder would not be found
 DB_PORT=${DB_PORT:-27018}
 DB_PG_PORT=${DB_PG_PORT:-$((DB_PORT + 27000))}
 DB_OS_USER=${DB_OS_USER:-postgres}

@@ -122,6 +122,19 @@ def test_start_up_replaces_an_older_databases_full_indexes_with_partial_ones(db)
     ensure_all_indexes()  # idempotent
 
 
+def test_start_up_recreates_a_missing_index_and_leaves_a_complete_set_alone(db):
+    """Start-up compares index names and creates only what is missing: an index dropped by hand comes back."""
+    tickets = Ticket._get_collection()
+    tickets.drop_index("source_message_id_1")
+    tickets.drop_index("ticket_text")
+    ensure_all_indexes()
+    indexes = tickets.index_information()
+    assert indexes["source_message_id_1"].get("unique") is True
+    assert "ticket_text" in indexes
+    ensure_all_indexes()
+    assert tickets.index_information() == indexes
+
+
 def test_ticket_source_message_id_is_unique(db):
     Ticket(number=1, requester_email="c@example.com", source_message_id="<a@b>").save()
     with pytest.raises(NotUniqueError):
