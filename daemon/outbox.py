@@ -26,6 +26,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure
 from config import Settings
 from daemon.mailbox_settings import MailboxUnavailable, sender_settings
 from daemon.oauth import MailAuthError, smtp_login
+from daemon.pressure import intake_busy
 from models import OutboundEmail, Ticket, utcnow
 from models.claims import claim, finish, make_owner_id
 
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 SEND_LEASE_SECONDS = 120
 MARK_SENT_PATIENCE_SECONDS = 60  # < SEND_LEASE_SECONDS: nobody else sends it meanwhile
 MAX_BACKOFF = 3600.0
+CUSTOMER_KINDS = ("ack", "reply")  # sent during a burst of intake; staff notifications wait for it to pass
 SENDER_ID = make_owner_id()  # this process's claims; acknowledgements stored by ingestion are claimed with it
 # no point trying the next email on this connection (unreachable, or refused our login)
 CONNECTION_FAILURES = (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPAuthenticationError, MailAuthError)
@@ -40,19 +42,27 @@ _apps: dict[int, tuple[Settings, Flask, Mail]] = {}
 _apps_lock = threading.Lock()
 
 
-def due_filters(now: dt.datetime) -> list[dict[str, Any]]:
-    """Queued and due (index state + next_attempt_at), or left "sending" by a sender whose lease expired."""
-    return [
+def due_filters(now: dt.datetime, kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Queued and due (index state + next_attempt_at), or left "sending" by a sender whose lease expired;
+    of the given kinds only, when `kinds` is given."""
+    filters: list[dict[str, Any]] = [
         {"state": "queued", "next_attempt_at": {"$lte": now}},
         {"state": "sending", "lease_until": {"$lt": now}},
     ]
+    if kinds is not None:
+        for ready in filters:
+            ready["kind"] = {"$in": list(kinds)}
+    return filters
 
 
-def claim_due(limit: int, owner: str = SENDER_ID, now: dt.datetime | None = None) -> list[OutboundEmail]:
-    """Claim up to `limit` due emails for `owner`, oldest due first; each by one atomic update."""
+def claim_due(
+    limit: int, owner: str = SENDER_ID, now: dt.datetime | None = None, kinds: tuple[str, ...] | None = None
+) -> list[OutboundEmail]:
+    """Claim up to `limit` due emails (of `kinds`, when given) for `owner`, oldest due first; each by one atomic
+    update."""
     now = now or utcnow()
     claimed: list[OutboundEmail] = []
-    for ready in due_filters(now):
+    for ready in due_filters(now, kinds):
         sort = [("next_attempt_at", 1)] if ready["state"] == "queued" else None
         while len(claimed) < limit:
             email = claim(
@@ -72,8 +82,9 @@ def claim_due(limit: int, owner: str = SENDER_ID, now: dt.datetime | None = None
 
 
 def send_due(settings: Settings, limit: int = 50) -> int:
-    """Send queued emails whose time has come (and ones a crashed sender left); returns how many went out."""
-    claimed = claim_due(limit)
+    """Send queued emails whose time has come (and ones a crashed sender left); returns how many went out.
+    While this process's intake has a backlog, only what customers wait for (daemon/pressure.py)."""
+    claimed = claim_due(limit, kinds=CUSTOMER_KINDS if intake_busy() else None)
     return _send_claimed(claimed, settings) if claimed else 0
 
 

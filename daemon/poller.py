@@ -25,6 +25,7 @@ from daemon.lease import Lease, make_holder_id
 from daemon.mailbox import Mailbox, connect, mailbox_name, record_poll_failure
 from daemon.outbox import deliver_claimed
 from daemon.outcomes import Created, Outcome
+from daemon.pressure import intake_backlog
 from models import OutboundEmail
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def process_new(
     with (
         ThreadPoolExecutor(max_workers=ACK_SENDERS, thread_name_prefix="ack-sender") as sender,
         _parser(len(uids)) as parser,
+        intake_backlog(len(uids) > CHUNK_SIZE),  # the triage and outbox jobs give way meanwhile (daemon/pressure.py)
     ):
         sending: list[Future] = []
         ahead: deque[tuple[list[tuple[str, bytes]], list[int], Future | None]] = deque()

@@ -24,6 +24,7 @@ from daemon.mailbox_settings import readable_mailboxes
 from daemon.mailboxes import REFRESH_SECONDS, MailboxSupervisor
 from daemon.outbox import send_due
 from daemon.poller import NEW_TICKETS, poll_once, run_mailbox_loop
+from daemon.pressure import intake_busy
 from daemon.web_intake import ingest_web_submissions
 from models import connect_db, ensure_all_indexes
 
@@ -46,7 +47,11 @@ def _triage_jobs() -> ModuleType | None:
 def _triage_call(name: str, settings: Settings) -> Callable[[], None]:
     def run() -> None:
         module = _triage_jobs()
-        if module is not None:
+        if module is None:
+            return
+        if name == "triage_job":  # one batch per pass while intake has a backlog (daemon/pressure.py)
+            module.triage_job(settings, keep_going=lambda: not intake_busy())
+        else:
             getattr(module, name)(settings)
 
     run.__name__ = name

@@ -10,6 +10,7 @@ from config import Settings
 from daemon.ingest import ingest
 from daemon.outbox import retry_failed, send_due, send_one
 from daemon.outcomes import Created
+from daemon.pressure import intake_backlog, intake_busy
 from models import OutboundEmail, queue_email, utcnow
 from tests.conftest import make_settings
 from tests.daemon_support import mail_script, raw_email, stop_sink
@@ -137,3 +138,28 @@ def test_retry_after_a_single_allowed_attempt_sends_at_once(db: str, mail: MailS
     assert retry_failed(email.id) is True
     assert send_due(settings) == 1
     assert len(mail.wait_for_sink(1)) == 1 and email.reload().state == "sent"
+
+
+def test_during_a_burst_of_intake_customers_emails_go_first_and_staff_notifications_follow(
+    settings: Settings, mail: MailStack
+) -> None:
+    """While the mailbox loop works through a backlog, the outbox job sends replies (and acknowledgements) and
+    holds staff notifications; they go out on the first pass after it."""
+    reply = _reply(number=8)
+    queue_email(
+        kind="notification",
+        to=["mod@example.test"],
+        subject="[#8] Assigned to you",
+        text="Ticket #8 is yours.",
+        domain="example.test",
+        ticket_number=8,
+    )
+    with intake_backlog():
+        assert intake_busy()
+        assert send_due(settings) == 1
+    [sent] = mail.wait_for_sink(1)
+    assert sent["Message-ID"] == reply.message_id
+    assert OutboundEmail.objects.get(kind="notification").state == "queued"
+    assert not intake_busy()
+    assert send_due(settings) == 1
+    assert [m["To"] for m in mail.wait_for_sink(2)][1] == "mod@example.test"

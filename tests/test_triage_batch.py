@@ -96,3 +96,16 @@ def test_an_email_without_a_recognisable_language_is_triaged(db, settings):
     ticket.reload()
     assert ticket.triage.state in ("done", "review") and ticket.triage.attempts == 1
     assert ticket.triage.last_error is None and not ticket.language
+
+
+def test_a_pass_told_to_give_way_triages_one_batch_and_the_next_pass_the_rest(db, settings):
+    """While intake has a backlog the daemon asks each triage pass to stop after a batch; nothing is skipped."""
+    ensure_default_taxonomy()
+    make_staff("pay@example.test", skills=["payments"])
+    for i in range(12):
+        make_ticket(f"Invoice {i}", "My card payment was charged twice")
+    small = type(settings)(**{**settings.__dict__, "triage_batch_size": 5})
+    jobs.triage_job(small, keep_going=lambda: False)
+    assert Ticket.objects(triage__state__in=["done", "review"]).count() == 5
+    jobs.triage_job(small)
+    assert Ticket.objects(triage__state__in=["done", "review"]).count() == 12

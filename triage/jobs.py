@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 
 from config import Settings
 from triage.batch import BatchOutcome, triage_batch
@@ -16,11 +17,12 @@ logger = logging.getLogger(__name__)
 PASS_SECONDS = 20.0  # a pass stops claiming after this long, so a shutdown never waits on a long burst
 
 
-def triage_job(settings: Settings) -> None:
+def triage_job(settings: Settings, keep_going: Callable[[], bool] | None = None) -> None:
     """One pass: claim due tickets a batch at a time until none are left (bounded in time), triage, route, notify.
 
     A batch is one atomic claim, one read of the texts, one classification (the offline model vectorises the
     batch once), one bulk write of the results, and one routing of the batch (triage/routing_batch.py).
+    `keep_going`, asked after each batch: False ends the pass early (the daemon's intake has a backlog).
     """
     worker = worker_id()
     started = time.monotonic()
@@ -35,7 +37,7 @@ def triage_job(settings: Settings) -> None:
         done = triage_batch(tickets, worker, provider, taxonomy, settings, waiting)
         for name in ("written", "routed", "failed", "lost"):
             setattr(total, name, getattr(total, name) + getattr(done, name))
-        if time.monotonic() - started >= PASS_SECONDS:
+        if time.monotonic() - started >= PASS_SECONDS or (keep_going is not None and not keep_going()):
             break
         waiting = waiting_count()
         tickets = claim_due(worker, limit=_batch_size(settings, waiting))
