@@ -26,10 +26,18 @@ CHOICES = [
 
 @pytest.mark.parametrize("confidence,correct,threshold,share", CHOICES)
 def test_threshold_is_the_lowest_with_ninety_percent_accuracy(confidence, correct, threshold, share):
-    chosen = choose_threshold(correct, confidence, min_routed=1)
+    chosen = choose_threshold(correct, confidence, min_routed=1, z=0.0)
     assert chosen.threshold == threshold and chosen.share == pytest.approx(share)
     if threshold is not None:
         assert chosen.accuracy >= 0.9
+
+
+def test_an_accuracy_measured_on_few_results_needs_a_margin():
+    """19 of 20 right (0.95) is not enough evidence of 0.90; 190 of 200 is."""
+    few = choose_threshold([True] * 19 + [False], [0.9] * 20, z=1.28)
+    many = choose_threshold([True] * 190 + [False] * 10, [0.9] * 200, z=1.28)
+    assert few.threshold is None
+    assert many.threshold == 0.9 and many.accuracy == pytest.approx(0.95)
 
 
 def test_too_few_results_above_a_threshold_are_not_trusted():
