@@ -99,6 +99,8 @@ def test_queue_sorts_by_deadline_and_saved_filters_count(app, settings, browser)
         assert _rows(page) == [late.number, invoice.number, sso.number, export.number, refund.number, printer.number]
         assert "overdue" in page.locator(f"tr[data-number='{late.number}']").get_attribute("class")
         assert page.locator(f"tr[data-number='{sso.number}'] td.replied").inner_text().strip() == "replied"
+        page.wait_for_function("document.getElementById('queue-total').textContent !== '…'")  # loaded after
+        assert page.locator("#queue-total").inner_text() == "6"
         counts = {
             v: page.locator(f"a[data-view='{v}'] .count").inner_text()
             for v in ("all", "mine", "unassigned", "overdue", "escalated", "waiting")
@@ -116,6 +118,7 @@ def test_queue_sorts_by_deadline_and_saved_filters_count(app, settings, browser)
         page.click("form.filters button[type=submit]")
         page.wait_for_url("**priority=medium**")
         assert _rows(page) == [sso.number, refund.number]
+        page.wait_for_function("document.getElementById('queue-total').textContent === '2'")  # the filtered count
         context.close()
 
 

@@ -281,6 +281,8 @@ def drive_the_app(settings: Settings, mail: MailStack, recorder: QueryRecorder) 
         "/queue?view=overdue",
         "/queue?view=escalated",
         "/queue?view=waiting&priority=high",
+        "/queue/counts",
+        "/queue/counts?view=waiting&priority=high",
         f"/tickets/{mine}",
         "/dashboard",
         "/dashboard",  # the second: the snapshot's check
@@ -294,6 +296,8 @@ def drive_the_app(settings: Settings, mail: MailStack, recorder: QueryRecorder) 
         "/queue?view=overdue",
         "/queue?view=escalated&category=billing",
         f"/queue?q={some_subject_word}",
+        "/queue/counts?view=escalated",
+        f"/queue/counts?q={some_subject_word}",
         f"/tickets/{number}",
         "/admin/tickets_admin/",
         f"/admin/tickets_admin/?search={some_subject_word}",

@@ -18,6 +18,8 @@ PAGE_CSP = (
     "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# The queue loads its counts with one script of ours (webadmin/static/queue.js); it shows no email content.
+QUEUE_CSP = PAGE_CSP.replace("script-src 'none'", "script-src 'self'")
 # Flask-Admin ships inline scripts; they run only with this request's nonce.
 ADMIN_CSP = (
     "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
@@ -82,6 +84,8 @@ def _security_headers(response: Response) -> Response:
     if not is_api_request():
         if request.path.startswith("/admin"):
             headers.setdefault("Content-Security-Policy", ADMIN_CSP.format(nonce=g.get("csp_nonce", "")))
+        elif request.path == "/queue":
+            headers.setdefault("Content-Security-Policy", QUEUE_CSP)
         else:
             headers.setdefault("Content-Security-Policy", PAGE_CSP)
     if request.path.startswith(("/tickets", "/status", "/api/tickets", "/queue", "/portal")):

@@ -6,7 +6,7 @@ import logging
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from flask import current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_jwt_extended import current_user
 from werkzeug.exceptions import BadRequest, Forbidden, NotFound
 from werkzeug.wrappers import Response
@@ -25,6 +25,7 @@ from webadmin.moderator.queue import (
     QueueFilters,
     Windows,
     capped_label,
+    filtered_count,
     list_queue,
     view_counts,
 )
@@ -50,44 +51,59 @@ def home() -> Response:
 @staff_required
 def queue() -> str:
     categories = tuple(Category.objects(active=True).distinct("name"))
-    view = arg_choice("view", VIEWS) or arg_choice("scope", ("mine", "unassigned")) or "all"
-    filters = QueueFilters(
-        view=view,
-        status=arg_choice("status", (*STATUSES, ANY_STATUS)),
-        priority=arg_choice("priority", PRIORITIES),
-        category=arg_choice("category", categories),
-        search=request.args.get("q", "").replace("\x00", "").strip()[:200],
-    )
+    filters = _queue_filters(categories)
     now = utcnow()
-    windows = Windows.for_now(now, _settings().sla_hours)
-    counts = view_counts(current_user, now, windows)
-    only_view = filters == QueueFilters(view=view)
     page = list_queue(
         current_user,
         filters,
         now,
-        windows,
+        Windows.for_now(now, _settings().sla_hours),
         arg_int("page", 1, 1, 100_000),
         arg_int("per_page", 25, 5, 100),
-        total=counts[view] if only_view else None,
     )
     pager_args = {
         k: v for k, v in request.args.items() if k in ("view", "status", "priority", "category", "q", "per_page")
     }
-    pager_args["view"] = view
+    pager_args["view"] = filters.view
+    count_args = {k: v for k, v in pager_args.items() if k != "per_page"}
     return render_template(
         "queue.html",
         page=page,
         pager_args=pager_args,
+        counts_url=url_for("moderator.queue_counts", **count_args),
         filters=filters,
         views=VIEWS,
         view_labels=VIEW_LABELS,
-        counts={name: capped_label(n) for name, n in counts.items()},
         now=now,
         **_time_helpers(),
         statuses=STATUSES,
         priorities=PRIORITIES,
         categories=categories,
+    )
+
+
+@bp.get("/queue/counts")
+@staff_required
+def queue_counts() -> Response:
+    """The saved filters' capped counts and the count of the list the arguments select (the queue page loads them
+    after it is shown, so a page of tickets never waits on seven counts)."""
+    filters = _queue_filters(tuple(Category.objects(active=True).distinct("name")))
+    now = utcnow()
+    counts = view_counts(current_user, now)
+    if filters == QueueFilters(view=filters.view):
+        current = counts[filters.view]
+    else:
+        current = filtered_count(current_user, filters, now, Windows.for_now(now, _settings().sla_hours))
+    return jsonify(views={name: capped_label(n) for name, n in counts.items()}, current=capped_label(current))
+
+
+def _queue_filters(categories: tuple[str, ...]) -> QueueFilters:
+    return QueueFilters(
+        view=arg_choice("view", VIEWS) or arg_choice("scope", ("mine", "unassigned")) or "all",
+        status=arg_choice("status", (*STATUSES, ANY_STATUS)),
+        priority=arg_choice("priority", PRIORITIES),
+        category=arg_choice("category", categories),
+        search=request.args.get("q", "").replace("\x00", "").strip()[:200],
     )
 
 
