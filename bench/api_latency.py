@@ -1,6 +1,7 @@
 """API and panel latency over HTTP against gunicorn (4 workers) with BENCH_TICKETS tickets (default 100,000;
 20% open, seeded in bulk): p50 / p95 / max of the API's first page, filtered list, search and detail, the
-moderator queue, the dashboard, Flask-Admin's ticket list and a Flask-Admin search. Goal: p95 < 50 ms each.
+moderator queue and its saved filters' counts (which the page loads after it is shown), the dashboard,
+Flask-Admin's ticket list and a Flask-Admin search. Goal: p95 < 50 ms each.
 Also the resident memory of each web worker after the run, and how long gunicorn took to answer.
 
     BENCH_TICKETS=100000 .venv/bin/python bench/api_latency.py      (BENCH_REQUESTS per case, default 40)
@@ -70,6 +71,7 @@ def main() -> None:
             ("GET /api/tickets/<n>", api,
              lambda: f"{url}/api/tickets/{rng.randint(seeded.first_number, seeded.last_number)}", admin_api),
             ("GET /queue (moderator)", moderator_pages, lambda: f"{url}/queue", {}),
+            ("GET /queue/counts (moderator, loaded by the page)", moderator_pages, lambda: f"{url}/queue/counts", {}),
             ("GET /dashboard (admin: the team)", admin_pages, lambda: f"{url}/dashboard", {}),
             ("GET /dashboard (moderator: their own)", moderator_pages, lambda: f"{url}/dashboard", {}),
             ("GET /admin/tickets_admin/", admin_pages, lambda: f"{url}/admin/tickets_admin/", {}),
