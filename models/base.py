@@ -63,6 +63,7 @@ RETIRED_INDEXES = {
         "sla_breached_1_status_1",
         "escalated_1_escalated_at_-1",
         "triage.completed_at_1",
+        "triage.state_1_triage.next_attempt_at_1",  # triage_due_pending: pending tickets only
     ),
     "outbox": ("state_1_next_attempt_at_1", "state_1_lease_until_1"),
     "users": ("role_1",),  # a prefix of role_1_active_1 and role_1_email_1

@@ -123,7 +123,12 @@ class Ticket(Document):
             # document itself (docs/db-compat.md): only what a query needs, and partial where the state is rare.
             "-created_at",  # the dashboard's tickets per day; Flask-Admin's sort by creation
             ("assignee", "status"),
-            ("triage.state", "triage.next_attempt_at"),
+            {  # due triage: only tickets waiting for it (a full compound index read every triaged ticket whose
+                # next_attempt_at had passed: 130 ms at 100,000 tickets for a claim that found nothing, 4.5 ms so)
+                "fields": ["triage.state", "triage.next_attempt_at"],
+                "partialFilterExpression": {"triage.state": "pending"},
+                "name": "triage_due_pending",
+            },
             {  # expired triage claims: only tickets being triaged
                 "fields": ["triage.state", "triage.lease_until"],
                 "partialFilterExpression": {"triage.state": "running"},
