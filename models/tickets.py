@@ -224,10 +224,17 @@ def highest_ticket_number() -> int:
 
 
 def ensure_ticket_counter() -> None:
-    """Create the counter (start-up), never below the highest ticket number in use (one indexed read)."""
-    highest = Ticket.objects(number__gt=0).order_by("-number").only("number").first()
-    value = highest.number if highest is not None else 0
+    """Create the counter (start-up), never below the highest ticket number in use.
+
+    Only numbers above the counter are looked at (normally none: an empty range of the unique index); DocumentDB
+    sorts every row a query matches, so "the highest number of all" took 0.35 s at 100,000 tickets."""
     counters = Ticket._get_db()[COUNTERS]
+    current = counters.find_one({"_id": TICKET_COUNTER})
+    floor = int(current["value"]) if current is not None else 0
+    highest = Ticket.objects(number__gt=floor).order_by("-number").only("number").first()
+    if current is not None and highest is None:
+        return
+    value = max(floor, highest.number if highest is not None else 0)
     retry_on_conflict(lambda: counters.update_one({"_id": TICKET_COUNTER}, {"$max": {"value": value}}, upsert=True))
 
 

@@ -103,6 +103,15 @@ def test_counter_starts_above_tickets_stored_without_it(db):
     assert next_ticket_number() == 42
 
 
+def test_counter_behind_the_stored_tickets_is_raised_at_start_up(db):
+    """A counter older than the tickets (e.g. restored from an earlier backup): start-up moves it past them."""
+    ensure_all_indexes()
+    Ticket._get_db()["counters"].update_one({"_id": "ticket_number"}, {"$set": {"value": 5}})
+    Ticket(number=57, requester_email="c@example.com", source_message_id="<57@x>").save()
+    ensure_all_indexes()
+    assert next_ticket_number() == 58
+
+
 def test_start_up_replaces_an_older_databases_full_indexes_with_partial_ones(db):
     """A database from before the partial indexes: start-up drops the full ones (each costs every ticket insert
     and every "sent" mark) and creates the partial ones; the filters they served still read an index."""
