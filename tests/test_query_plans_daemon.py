@@ -198,18 +198,6 @@ def test_daemon_query_uses_an_index(history: None, name: str) -> None:
     assert uses_an_index(plan), f"{name}: {json.dumps(plan, default=str)[:800]}"
 
 
-def test_open_loads_aggregation_matches_on_an_index(history: None) -> None:
-    """Routing reads every moderator's open load with one aggregation (triage.routing.open_loads)."""
-    pipeline = [
-        {"$match": {"assignee": {"$in": [ObjectId(), ObjectId()]}, "status": {"$in": list(OPEN_STATUSES)}}},
-        {"$group": {"_id": "$assignee", "n": {"$sum": 1}}},
-    ]
-    command = {"aggregate": Ticket._get_collection_name(), "pipeline": pipeline, "cursor": {}}
-    plan = Ticket._get_db().command("explain", command)
-    planner = plan.get("queryPlanner") or plan.get("stages", [{}])[0].get("$cursor", {}).get("queryPlanner", plan)
-    assert uses_an_index(planner), json.dumps(plan, default=str)[:800]
-
-
 def test_a_query_on_an_undeclared_field_is_caught(history: None) -> None:
     """The check itself can fail: a filter on a field no index covers scans the collection."""
     assert not uses_an_index(_plan(Ticket, {"helpful_notes": "x"}))

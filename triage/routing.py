@@ -43,18 +43,6 @@ def open_ticket_count(user: User) -> int:
     return Ticket.objects(assignee=user.id, status__in=OPEN_STATUSES).count()
 
 
-def open_loads(user_ids: list[ObjectId]) -> dict[ObjectId, int]:
-    """Open tickets per assignee for all of `user_ids`: one aggregation on the (assignee, status) index."""
-    if not user_ids:
-        return {}
-    pipeline = [
-        {"$match": {"assignee": {"$in": user_ids}, "status": {"$in": list(OPEN_STATUSES)}}},
-        {"$group": {"_id": "$assignee", "n": {"$sum": 1}}},
-    ]
-    found = {row["_id"]: int(row["n"]) for row in Ticket._get_collection().aggregate(pipeline)}
-    return {user_id: found.get(user_id, 0) for user_id in user_ids}
-
-
 def _plural(count: int) -> str:
     return f"{count} open ticket" + ("" if count == 1 else "s")
 
@@ -76,11 +64,13 @@ class RoutingContext:
 
     @classmethod
     def read(cls) -> RoutingContext:
-        """Four indexed reads, whatever the number of tickets to route."""
+        """Three indexed reads, whatever the number of tickets to route. Open loads are counted when a moderator
+        is first a candidate (`load_of`): one ticket needing billing counts the billing moderators' tickets only
+        (an aggregation of every staff member's open tickets took 0.1-0.16 s at 100,000 tickets)."""
         vocabulary = {s.name for s in Skill.objects(active=True).only("name")}
         categories = {c.name: list(c.default_skills or []) for c in Category.objects.only("name", "default_skills")}
         staff = staff_members(("moderator", "admin"))
-        return cls(vocabulary, categories, staff, open_loads([u.id for u in staff]))
+        return cls(vocabulary, categories, staff, {})
 
     def load_of(self, user: User) -> int:
         if user.id not in self.loads:

@@ -1,6 +1,6 @@
 """Routing a batch of freshly triaged tickets with a fixed number of database round trips.
 
-One RoutingContext (skills, categories, staff, and one aggregation of open loads) decides every ticket of the
+One RoutingContext (skills, categories, staff, and each candidate's open load, counted once) decides every ticket of the
 batch, counting each assignment in memory (`plan`). The assignment is written with the triage result, in the
 same conditional update (triage/batch.py); then `record` writes the audit entries (one `insert_many`), stamps
 the assignees' last assignment (one `bulk_write`) and queues the notifications (one `insert_many`, via
