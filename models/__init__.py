@@ -1,7 +1,7 @@
 """MongoDB documents (mongoengine). The web app and the daemon meet only here."""
 
 from models.audit import AuditEvent, RevokedToken, record_audit
-from models.base import connect_db, disconnect_db, ensure_all_indexes, utcnow
+from models.base import connect_db, disconnect_db, ensure_all_indexes, leave_indexes_to_start_up, utcnow
 from models.mail import MailboxCursor, MailboxLease, MessageLedger, QuarantinedEmail
 from models.outbox import AckRateCounter, OutboundEmail, queue_email
 from models.taxonomy import Category, Skill
@@ -16,6 +16,8 @@ from models.tickets import (
     next_ticket_numbers,
 )
 from models.users import ROLES, User, normalise_email
+
+leave_indexes_to_start_up()
 
 __all__ = [
     "AckRateCounter",
