@@ -13,16 +13,19 @@ import logging
 import smtplib
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from config import Settings
-from mailauth.endpoint import EndpointUnavailable, GrantError, OAuthClient, TokenGrant, refresh
 from mailauth.sealed import seal
 from mailauth.token_file import read_refresh_token, write_refresh_token
 from models.mailboxes import SupportMailbox, mailbox_of
 from models.oauth import AUTHORIZE_COMMAND, record_grant
+
+if TYPE_CHECKING:
+    from mailauth.endpoint import GrantError, TokenGrant
 
 logger = logging.getLogger(__name__)
 FAILED_GRANT_PAUSE_SECONDS = 300.0  # a refused refresh token is not offered again for this long
@@ -36,6 +39,9 @@ class MailTokens:
     """The access token of one grant: cached, refreshed ahead of expiry, refreshed again on demand."""
 
     def __init__(self, settings: Settings) -> None:
+        # imported here: requests and oauthlib (a quarter of a second) only for mailboxes that sign in with OAuth2
+        from mailauth.endpoint import OAuthClient
+
         self.settings = settings
         self.account = settings.imap_user
         self.client = OAuthClient(
@@ -76,6 +82,8 @@ class MailTokens:
         return self._rotated or stored or self.settings.oauth_refresh_token
 
     def _refresh(self) -> TokenGrant:
+        from mailauth.endpoint import EndpointUnavailable, GrantError, refresh
+
         refresh_token = self._refresh_token()
         if not refresh_token:
             self._note("missing", "no refresh token")

@@ -16,10 +16,8 @@ import smtplib
 import threading
 import time
 from contextlib import ExitStack
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from flask import Flask
-from flask_mail import Mail, Message
 from pymongo import UpdateOne
 from pymongo.errors import ConnectionFailure, OperationFailure
 
@@ -29,6 +27,10 @@ from daemon.oauth import MailAuthError, smtp_login
 from daemon.pressure import intake_busy
 from models import OutboundEmail, Ticket, utcnow
 from models.claims import claim, finish, make_owner_id
+
+if TYPE_CHECKING:  # Flask and Flask-Mail load with the first email sent, not in front of the daemon's start
+    from flask import Flask
+    from flask_mail import Mail, Message
 
 logger = logging.getLogger(__name__)
 SEND_LEASE_SECONDS = 120
@@ -229,6 +231,8 @@ def _release(email: OutboundEmail) -> None:
 
 
 def _build(email: OutboundEmail, settings: Settings) -> Message:
+    from flask_mail import Message
+
     headers = {header.name: header.value for header in email.headers}
     references = [ref for ref in email.references if ref.isascii()]  # EAI Message-IDs need SMTPUTF8 end to end
     if email.in_reply_to and email.in_reply_to.isascii():
@@ -249,6 +253,9 @@ def _build(email: OutboundEmail, settings: Settings) -> Message:
 
 def _mail_app(settings: Settings) -> tuple[Flask, Mail]:
     """A minimal Flask app carrying the Mail extension, one per settings object."""
+    from flask import Flask
+    from flask_mail import Mail
+
     with _apps_lock:
         entry = _apps.get(id(settings))  # the entry keeps `settings` alive, so its id is not reused
         if entry is None:

@@ -58,13 +58,15 @@ def _triage_call(name: str, settings: Settings) -> Callable[[], None]:
     return run
 
 
-def _warm_offline_model(settings: Settings) -> None:
+def _warm_up(settings: Settings) -> None:
+    """Beside the mailbox's start: load the offline model, then Flask-Mail (the first acknowledgement needs it)."""
     try:
         from triage.service import warm_up
     except ImportError as exc:
         logger.warning("offline model unavailable (%s)", exc)
-        return
-    warm_up(settings)
+    else:
+        warm_up(settings)
+    importlib.import_module("flask_mail")
 
 
 def run_once(settings: Settings) -> dict[str, object]:
@@ -150,8 +152,8 @@ def run_soon(scheduler: BackgroundScheduler, job_id: str) -> None:
 
 def run_daemon(settings: Settings, *, once: bool = False) -> int:
     """The daemon's one function: connect, then one pass (`once`) or the scheduler until SIGTERM/SIGINT."""
-    if not once:  # scikit-learn and the offline model load beside the mailbox's start, not in front of triage
-        threading.Thread(target=_warm_offline_model, args=[settings], name="warm-model", daemon=True).start()
+    if not once:  # the offline model and Flask-Mail load beside the mailbox's start, not in front of it
+        threading.Thread(target=_warm_up, args=[settings], name="warm-up", daemon=True).start()
     connect_db(settings.mongo_uri)
     ensure_all_indexes()
     if once:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -65,7 +66,7 @@ def queue() -> str:
         k: v for k, v in request.args.items() if k in ("view", "status", "priority", "category", "q", "per_page")
     }
     pager_args["view"] = filters.view
-    count_args = {k: v for k, v in pager_args.items() if k != "per_page"}
+    count_args: dict[str, Any] = {k: v for k, v in pager_args.items() if k != "per_page"}
     return render_template(
         "queue.html",
         page=page,
