@@ -90,6 +90,7 @@ API_ROUTES = [
 ]
 PAGE_ROUTES = [
     ("GET", "/queue", (302, 403, 200, 200, 200)),
+    ("GET", "/queue/counts", (302, 403, 200, 200, 200)),
     ("GET", "/tickets/{n}", (302, 403, 200, 403, 200)),
     ("POST", "/tickets/{n}/note", (302, 403, 302, 403, 302)),
     ("GET", "/tickets/{n}/attachments/{msg}/0", (302, 403, 200, 403, 200)),
