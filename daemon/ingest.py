@@ -172,7 +172,7 @@ def _route(parsed: ParsedEmail, settings: Settings) -> Outcome:
         ticket, by_token = _ticket_by_subject_token(parsed)
         related = related or by_token
     if ticket is not None:
-        store.append_message(ticket, parsed, settings, reopen=False)
+        store.append_message(ticket, parsed, settings)
         customer = replies.from_customer(ticket, parsed)
         reopened = replies.reopen_on_reply(ticket, parsed, settings, customer=customer)
         if customer:
@@ -232,7 +232,7 @@ def _bounce(parsed: ParsedEmail, settings: Settings) -> Outcome:
     ticket = store.ticket_by_number(sent.ticket_number) if sent is not None and sent.ticket_number else None
     if ticket is None:
         return _record(parsed, Ignored("bounce that is not a delivery report for an email we sent"), "bounce")
-    store.append_message(ticket, parsed, settings, kind="note", public=False, reopen=False)
+    store.append_message(ticket, parsed, settings, kind="note", public=False)
     return _record(parsed, Threaded(ticket.number, note=True), "bounce", ticket)
 
 

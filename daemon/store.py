@@ -21,7 +21,6 @@ from models.outbox import make_message_id
 from models.tickets import sla_due
 
 logger = logging.getLogger(__name__)
-REOPENABLE = ("resolved", "closed")
 
 
 def get_or_create_requester(address: str, name: str) -> User:
@@ -179,14 +178,14 @@ def append_message(
     kind: str = "inbound",
     public: bool = True,
     author: User | None = None,
-    reopen: bool = True,
 ) -> bool:
-    """Add the email to the ticket's thread and bump the ticket; False when it was already there."""
+    """Add the email to the ticket's thread and bump the ticket; False when it was already there. (A customer's
+    reply reopens its ticket in daemon/replies.py.)"""
     if not _insert_entry(ticket, parsed, settings, kind=kind, public=public, author=author):
         # retry after a crash between the insert and the bump: recount instead of bumping twice
         Ticket.objects(id=ticket.id).update_one(set__message_count=TicketMessage.objects(ticket=ticket).count())
         return False
-    _bump(ticket, parsed, settings, count_as_customer=kind == "inbound", reopen=reopen and public)
+    _bump(ticket, parsed, settings, count_as_customer=kind == "inbound")
     return True
 
 
@@ -229,7 +228,7 @@ def _insert_entry(
     return True
 
 
-def _bump(ticket: Ticket, parsed: ParsedEmail, settings: Settings, *, count_as_customer: bool, reopen: bool) -> None:
+def _bump(ticket: Ticket, parsed: ParsedEmail, settings: Settings, *, count_as_customer: bool) -> None:
     now = utcnow()
     update: dict[str, object] = {"inc__message_count": 1, "set__updated_at": now}
     if count_as_customer:
@@ -238,15 +237,6 @@ def _bump(ticket: Ticket, parsed: ParsedEmail, settings: Settings, *, count_as_c
         if new_participants:
             update["add_to_set__participants"] = new_participants
     Ticket.objects(id=ticket.id).update_one(**update)
-    if reopen and ticket.status in REOPENABLE:
-        Ticket.objects(id=ticket.id, status__in=REOPENABLE).update_one(
-            set__status="open", unset__resolved_at=True, set__updated_at=now
-        )
-        ticket.status = "open"
-
-
-def is_reopenable(ticket: Ticket) -> bool:
-    return ticket.status in REOPENABLE
 
 
 def ticket_by_number(number: int | None) -> Ticket | None:
