@@ -196,6 +196,10 @@ def test_a_reply_and_a_notification_about_a_second_mailbox_ticket_leave_from_its
             f"/api/tickets/{ticket.number}/replies", headers=bearer(app, moderator), json={"text": "Done, sorry."}
         )
         assert response.status_code == 201, response.get_json()
+    headers = bearer(app, moderator)
+    assert client.get(f"/api/tickets/{refund.number}", headers=headers).get_json()["mailbox"] == BILLING
+    listed = client.get("/api/tickets", headers=headers).get_json()["items"]
+    assert {t["number"]: t["mailbox"] for t in listed} == {refund.number: BILLING, reset.number: None}
     queue_email(  # queued without a mailbox (as routing's notifications are): its ticket's address decides
         kind="notification",
         to=["agent@example.test"],

@@ -98,6 +98,9 @@ class TicketSummarySchema(Schema):
     priority = fields.String()
     category = fields.String(allow_none=True)
     requester_email = fields.String()
+    mailbox = fields.String(
+        allow_none=True, metadata={"description": "the support address it came in on; null: the main mailbox"}
+    )
     assignee = fields.String(allow_none=True)
     escalated = fields.Boolean()
     sla_breached = fields.Boolean()

@@ -36,6 +36,7 @@ SUMMARY_FIELDS = (
     "priority",
     "category",
     "requester_email",
+    "mailbox",
     "assignee",
     "escalated",
     "sla_breached",
@@ -54,6 +55,7 @@ def summary_dict(ticket: Ticket) -> dict:
         "priority": ticket.priority,
         "category": ticket.category,
         "requester_email": ticket.requester_email,
+        "mailbox": ticket.mailbox or None,  # the support address it came in on (None: the settings' mailbox)
         "assignee": assignee.email if assignee else None,
         "escalated": bool(ticket.escalated),
         "sla_breached": bool(ticket.sla_breached),
