@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from seed import Seeded, seed_tickets  # noqa: E402
 
 from config import Settings, load_settings  # noqa: E402
-from models import User, connect_db, ensure_all_indexes  # noqa: E402
+from models import User, connect_db, disconnect_db, ensure_all_indexes  # noqa: E402
 
 DB_PORT = 27139
 DB_DIR = ROOT / ".cache" / "bench-api-db"
@@ -33,8 +33,9 @@ PASSWORD = "bench-password-123"
 ADMIN = "admin@example.test"
 
 
-def db_script(action: str) -> None:
-    if action == "purge" and REUSE_DB:
+def db_script(action: str, keep: bool = REUSE_DB) -> None:
+    """scripts/db.sh `action` for the benchmark's database; "purge" is skipped while `keep`."""
+    if action == "purge" and keep:
         return
     env = {**os.environ, "DB_DIR": str(DB_DIR), "DB_PORT": str(DB_PORT)}
     subprocess.run(["bash", str(ROOT / "scripts" / "db.sh"), action], env=env, check=True, capture_output=True)
@@ -66,6 +67,12 @@ def seed(settings: Settings, count: int = TICKETS) -> tuple[Seeded, str]:
     if reused is not None:
         print(f"reusing the database seeded earlier with {count} tickets", flush=True)
         return reused, reused.moderator_emails[0]
+    if REUSE_DB:  # a kept database that does not match: start from an empty one (seeding on top duplicates users)
+        disconnect_db()
+        db_script("purge", keep=False)
+        db_script("start")
+        connect_db(settings.mongo_uri)
+        ensure_all_indexes()
     began = time.perf_counter()
     seeded = seed_tickets(User._get_db(), count, defer_indexes=True, progress=count >= 100_000)
     print(f"seeded {count} tickets (with messages, acks, requesters) in {time.perf_counter() - began:.1f}s", flush=True)
