@@ -88,6 +88,8 @@ def _a_days_work(settings):  # noqa: ANN001, ANN202
 
 
 def test_queue_sorts_by_deadline_and_saved_filters_count(app, settings, browser) -> None:
+    from playwright.sync_api import expect
+
     tickets, _ = _a_days_work(settings)
     late, invoice, sso, refund, printer, export = tickets
     with served(app) as base:
@@ -99,8 +101,8 @@ def test_queue_sorts_by_deadline_and_saved_filters_count(app, settings, browser)
         assert _rows(page) == [late.number, invoice.number, sso.number, export.number, refund.number, printer.number]
         assert "overdue" in page.locator(f"tr[data-number='{late.number}']").get_attribute("class")
         assert page.locator(f"tr[data-number='{sso.number}'] td.replied").inner_text().strip() == "replied"
-        page.wait_for_function("document.getElementById('queue-total').textContent !== '…'")  # loaded after
-        assert page.locator("#queue-total").inner_text() == "6"
+        assert page.title() == "Queue · Helpdesk"
+        expect(page.locator("#queue-total")).to_have_text("6")  # fetched after the page is shown
         counts = {
             v: page.locator(f"a[data-view='{v}'] .count").inner_text()
             for v in ("all", "mine", "unassigned", "overdue", "escalated", "waiting")
@@ -118,7 +120,7 @@ def test_queue_sorts_by_deadline_and_saved_filters_count(app, settings, browser)
         page.click("form.filters button[type=submit]")
         page.wait_for_url("**priority=medium**")
         assert _rows(page) == [sso.number, refund.number]
-        page.wait_for_function("document.getElementById('queue-total').textContent === '2'")  # the filtered count
+        expect(page.locator("#queue-total")).to_have_text("2")  # the filtered list's count
         context.close()
 
 
