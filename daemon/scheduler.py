@@ -44,15 +44,11 @@ def _triage_jobs() -> ModuleType | None:
         return None
 
 
-def _triage_call(name: str, settings: Settings) -> Callable[[], None]:
+def _triage_call(name: str, settings: Settings, **options: object) -> Callable[[], None]:
     def run() -> None:
         module = _triage_jobs()
-        if module is None:
-            return
-        if name == "triage_job":  # one batch per pass while intake has a backlog (daemon/pressure.py)
-            module.triage_job(settings, keep_going=lambda: not intake_busy())
-        else:
-            getattr(module, name)(settings)
+        if module is not None:
+            getattr(module, name)(settings, **options)
 
     run.__name__ = name
     return run
@@ -118,7 +114,9 @@ def build_scheduler(
         replace_existing=True,
     )
     # an idle pass is two indexed claims that find nothing: cheap enough to look every second
-    scheduler.add_job(_triage_call("triage_job", settings), "interval", seconds=1, id="triage", replace_existing=True)
+    # one batch per pass while intake has a backlog (daemon/pressure.py)
+    triage = _triage_call("triage_job", settings, keep_going=lambda: not intake_busy())
+    scheduler.add_job(triage, "interval", seconds=1, id="triage", replace_existing=True)
     scheduler.add_job(_triage_call("sla_job", settings), "interval", seconds=60, id="sla", replace_existing=True)
     scheduler.add_job(
         _triage_call("retrain_job", settings), "cron", hour=3, minute=17, id="retrain", replace_existing=True

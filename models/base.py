@@ -73,14 +73,10 @@ RETIRED_INDEXES = {
 }
 
 
-def drop_retired_indexes(database: Any, present: dict[str, set[str]] | None = None) -> None:
-    """Drop the RETIRED_INDEXES a database still has (one `listIndexes` per collection unless `present`, the index
-    names of each collection, is given; it is updated)."""
-    existing = set(database.list_collection_names()) if present is None else set(present)
+def drop_retired_indexes(database: Any, present: dict[str, set[str]]) -> None:
+    """Drop the RETIRED_INDEXES a database still has; `present`: each collection's index names (updated)."""
     for collection, names in RETIRED_INDEXES.items():
-        if collection not in existing:
-            continue
-        found = set(database[collection].index_information()) if present is None else present[collection]
+        found = present.get(collection, set())
         for name in names:
             if name in found:
                 try:

@@ -222,14 +222,6 @@ def capped_count(query: dict[str, Any], windows: Windows) -> int:
     return count
 
 
-def filtered_count(user: User, filters: QueueFilters, now: dt.datetime, windows: Windows) -> int:
-    """How many tickets `filters` shows `user`, up to COUNT_CAP: a saved filter alone through its index, a filtered
-    list through the list's windows."""
-    if filters == QueueFilters(view=filters.view):
-        return view_count(user, filters.view, now)
-    return capped_count(queue_query(user, filters, now), windows)
-
-
 def view_count(user: User, view: str, now: dt.datetime) -> int:
     """The capped count of saved filter `view` for `user`, read through the index that fits it."""
     hint = VIEW_INDEXES.get(view)

@@ -25,9 +25,10 @@ from webadmin.moderator.queue import (
     VIEWS,
     QueueFilters,
     Windows,
+    capped_count,
     capped_label,
-    filtered_count,
     list_queue,
+    queue_query,
     view_counts,
 )
 from webadmin.moderator.timeline import timeline
@@ -93,8 +94,8 @@ def queue_counts() -> Response:
     counts = view_counts(current_user, now)
     if filters == QueueFilters(view=filters.view):
         current = counts[filters.view]
-    else:
-        current = filtered_count(current_user, filters, now, Windows.for_now(now, _settings().sla_hours))
+    else:  # a filtered list: counted through the list's windows
+        current = capped_count(queue_query(current_user, filters, now), Windows.for_now(now, _settings().sla_hours))
     return jsonify(views={name: capped_label(n) for name, n in counts.items()}, current=capped_label(current))
 
 
