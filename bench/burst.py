@@ -191,6 +191,7 @@ def main() -> None:
         time.sleep(2)  # the daemon logs in and goes idle
         during = Prober(base, token)
         during.start()
+        cpu_before = cpu_by_program()
         t0 = time.monotonic()
         append_all(settings, raws)
         appended = time.monotonic() - t0
@@ -220,6 +221,7 @@ def main() -> None:
                 marks["notified"] = round(now, 1)
             time.sleep(0.5)
         load_during = os.getloadavg()
+        cpu_during = cpu_used(cpu_before, cpu_by_program())
         during.stop.set()
         during.join()
         after = Prober(base, token)
@@ -240,6 +242,7 @@ def main() -> None:
             "api_during_burst": _figures(during.latencies),
             "api_after_burst": _figures(after.latencies),
             "api_errors": during.errors + after.errors,
+            "cpu_seconds_during_burst": cpu_during,
             "rss_mb": {"daemon": _rss_mb(daemon.pid), "web_workers": _worker_rss_mb(web.pid)},
             "load_average_at_end_of_burst": [round(x, 2) for x in load_during],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -252,6 +255,31 @@ def main() -> None:
                 proc.wait(timeout=30)
         script("db.sh", "purge")
         script("mail.sh", "purge")
+
+
+def cpu_by_program() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each program on the machine, from /proc (processes that have
+    exited are not counted: PostgreSQL backends and Dovecot's imap processes live for their connection)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+        if name.startswith("python") or name == "gunicorn":
+            script_name = next((a.decode() for a in cmdline[1:] if a.endswith((b".py", b"gunicorn"))), name)
+            name = pathlib.Path(script_name).name
+        totals[name] = totals.get(name, 0.0) + (int(rest[11]) + int(rest[12])) / ticks
+    return totals
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float], top: int = 8) -> dict[str, float]:
+    """The programs that used the most CPU between two `cpu_by_program` snapshots, in seconds."""
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    return {name: round(seconds, 1) for name, seconds in sorted(used.items(), key=lambda kv: -kv[1])[:top]}
 
 
 def _rss_mb(pid: int) -> float | None:

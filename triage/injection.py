@@ -9,6 +9,7 @@ how often ordinary tickets match.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -109,12 +110,19 @@ def normalise(text: str) -> str:
 
 def injection_signals(text: str) -> list[str]:
     """Labels of the instruction-like patterns found in `text` (empty when it looks like plain data)."""
+    return list(_signals(text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _signals(text: str) -> tuple[str, ...]:
+    # cached: one triage pass asks for the same ticket's text up to three times (the model's result, the batch's
+    # review flag, the guard), and a batch is at most a few hundred tickets
     clean = normalise(text)
     found: dict[str, None] = {}
     for label, pattern in _COMPILED:
         if pattern.search(clean):
             found.setdefault(label, None)
-    return list(found)
+    return tuple(found)
 
 
 def instruction_sentences(text: str) -> list[str]:
