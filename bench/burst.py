@@ -6,7 +6,8 @@ BURST_EMAILS (default 3,000) emails to the mailbox over IMAP, and reports:
 - intake: tickets created per second, and when the last one was created;
 - when every ticket was triaged, routed (assigned or escalated) and its assignee's notification queued;
 - when every acknowledgement was sent;
-- API p50/p95/max over HTTP (bearer token) during the burst and once the daemon is idle, for
+- API p50/p95/max over HTTP (bearer token) during the burst and once the daemon is idle (every email it queued,
+  notifications included, sent), for
   GET /api/tickets, ?status=open, ?q=..., /api/tickets/<n>.
 
 Run: .venv/bin/python bench/burst.py   (BURST_EMAILS=300 for a quick check). Prints one JSON object.
@@ -222,6 +223,10 @@ def main() -> None:
             time.sleep(0.5)
         load_during = os.getloadavg()
         cpu_during = cpu_used(cpu_before, cpu_by_program())
+        # "after the burst" is once the daemon is idle: every email it queued (notifications too) has gone out
+        while time.monotonic() < deadline and db.outbox.count_documents({"state": {"$in": ["queued", "sending"]}}):
+            time.sleep(0.5)
+        drained = round(time.monotonic() - t0, 1)
         during.stop.set()
         during.join()
         after = Prober(base, token)
@@ -235,6 +240,7 @@ def main() -> None:
             "web_ready_s": round(web_ready, 1),
             "append_s": round(appended, 1),
             "seconds_from_first_append": marks,
+            "outbox_drained_s": drained,
             "after_last_arrival_s": {
                 k: (round(v - last_arrival, 1) if v is not None else None) for k, v in marks.items()
             },

@@ -26,7 +26,7 @@ from daemon.mailbox_settings import MailboxUnavailable, sender_settings
 from daemon.oauth import MailAuthError, smtp_login
 from daemon.pressure import intake_busy
 from models import OutboundEmail, Ticket, utcnow
-from models.claims import claim, finish, make_owner_id
+from models.claims import claim, claim_batch, finish, make_owner_id
 
 if TYPE_CHECKING:  # Flask and Flask-Mail load with the first email sent, not in front of the daemon's start
     from flask import Flask
@@ -58,28 +58,29 @@ def due_filters(now: dt.datetime, kinds: tuple[str, ...] | None = None) -> list[
 
 
 def claim_due(
-    limit: int, owner: str = SENDER_ID, now: dt.datetime | None = None, kinds: tuple[str, ...] | None = None
+    limit: int, owner: str | None = None, now: dt.datetime | None = None, kinds: tuple[str, ...] | None = None
 ) -> list[OutboundEmail]:
-    """Claim up to `limit` due emails (of `kinds`, when given) for `owner`, oldest due first; each by one atomic
-    update."""
+    """Claim up to `limit` due emails (of `kinds`, when given), oldest due first, with one batch claim per kind of
+    readiness (models/claims.claim_batch: atomic per email). `owner` defaults to a name of this call's own: a batch
+    claim must not share its owner with another claimer running meanwhile (the acknowledgement senders use
+    SENDER_ID)."""
     now = now or utcnow()
+    owner = owner or make_owner_id()
     claimed: list[OutboundEmail] = []
     for ready in due_filters(now, kinds):
-        sort = [("next_attempt_at", 1)] if ready["state"] == "queued" else None
-        while len(claimed) < limit:
-            email = claim(
-                OutboundEmail,
-                ready,
-                owner,
-                SEND_LEASE_SECONDS,
-                set_fields={"state": "sending"},
-                inc={"attempts": 1},
-                sort=sort,
-                now=now,
-            )
-            if email is None:
-                break
-            claimed.append(email)
+        if len(claimed) >= limit:
+            break
+        claimed += claim_batch(
+            OutboundEmail,
+            ready,
+            owner,
+            SEND_LEASE_SECONDS,
+            limit - len(claimed),
+            set_fields={"state": "sending"},
+            inc={"attempts": 1},
+            sort=[("next_attempt_at", 1)] if ready["state"] == "queued" else None,
+            now=now,
+        )
     return claimed
 
 

@@ -39,7 +39,7 @@ POLL_RECORD_SECONDS = 30.0  # how often an idle loop notes "last polled" on the 
 SWITCH_INTERVAL_SECONDS = 0.0005
 # SMTP connections sending a chunk's acknowledgements side by side; each marks every email "sent" before it
 # sends its next, so a crash can leave at most this many sent but unmarked (sent again after their claim expires).
-ACK_SENDERS = 2
+ACK_SENDERS = 4
 # Set when intake has created tickets: the daemon's main thread then runs the triage job at once instead of at
 # its next one-second tick (daemon/scheduler.py). Cleared by that thread.
 NEW_TICKETS = threading.Event()
