@@ -16,7 +16,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from config import Settings
@@ -43,6 +43,8 @@ ACK_SENDERS = 4
 # Set when intake has created tickets: the daemon's main thread then runs the triage job at once instead of at
 # its next one-second tick (daemon/scheduler.py). Cleared by that thread.
 NEW_TICKETS = threading.Event()
+_PARSER: ProcessPoolExecutor | None = None
+_PARSER_LOCK = threading.Lock()
 
 
 @dataclass
@@ -101,10 +103,12 @@ def process_new(
     if max_messages is not None:
         uids = uids[:max_messages]
     chunks = _chunks(mailbox, uids)
+    # a worker process parses ahead for a backlog of more than one chunk (parsing is CPU-bound, and in a thread it
+    # would hold the GIL against the store and the senders); a trickle is parsed inline
+    parser = _parser_process() if len(uids) > CHUNK_SIZE else None
     # acknowledgements (already stored, claimed) go out on sender threads while the next chunk is ingested
     with (
         ThreadPoolExecutor(max_workers=ACK_SENDERS, thread_name_prefix="ack-sender") as sender,
-        _parser(len(uids)) as parser,
         intake_backlog(len(uids) > CHUNK_SIZE),  # the triage and outbox jobs give way meanwhile (daemon/pressure.py)
     ):
         sending: list[Future] = []
@@ -112,14 +116,14 @@ def process_new(
         while not (stop is not None and stop.is_set()):
             while len(ahead) < PARSE_AHEAD and (chunk := next(chunks, None)):
                 items = [(f"{mailbox.name}#{uid}", raw) for uid, raw in chunk]
-                ahead.append((items, [uid for uid, _ in chunk], parser.submit(parse_all, items) if parser else None))
+                ahead.append((items, [uid for uid, _ in chunk], _submit(parser, items)))
             if not ahead:
                 break
             if not lease.renew_if_due():
                 result.lease_held = False
                 break
             items, chunk_uids, parsing = ahead.popleft()
-            outcomes = ingest_batch(items, settings, parsing.result() if parsing else None)
+            outcomes = ingest_batch(items, settings, _parsed(parser, parsing))
             for uid, outcome in zip(chunk_uids, outcomes, strict=True):
                 _log(uid, outcome)
                 result.outcomes[type(outcome).__name__] += 1
@@ -144,17 +148,48 @@ def _chunks(mailbox: Mailbox, uids: list[int]) -> Iterator[list[tuple[int, bytes
         yield chunk
 
 
-@contextmanager
-def _parser(backlog: int) -> Iterator[ProcessPoolExecutor | None]:
-    """A worker process that parses ahead, for a backlog of more than one chunk (parsing is CPU-bound, and in a
-    thread it would hold the GIL against the store and the sender); None (parse inline) for a trickle."""
-    if backlog <= CHUNK_SIZE:
-        yield None
-        return
-    # spawn, not fork: this process runs threads (scheduler, pymongo monitors) whose locks a fork would copy
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
-        yield pool
+def _parser_process() -> ProcessPoolExecutor:
+    """One parser process for the daemon's life, started with its first backlog and shared by its mailbox loops.
+    (Started per pass, as before, it cost each pass of a burst 3-6 s of intake on a loaded machine: a fresh
+    interpreter importing the parser.)"""
+    global _PARSER
+    with _PARSER_LOCK:
+        if _PARSER is None:
+            # spawn, not fork: this process runs threads (scheduler, pymongo monitors) whose locks a fork would copy
+            context = multiprocessing.get_context("spawn")
+            _PARSER = ProcessPoolExecutor(1, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),))
+        return _PARSER
+
+
+def _drop_parser(broken: ProcessPoolExecutor) -> None:
+    """Forget a parser process that died (killed, out of memory): the next backlog starts another."""
+    global _PARSER
+    with _PARSER_LOCK:
+        if _PARSER is broken:
+            _PARSER = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _submit(parser: ProcessPoolExecutor | None, items: list[tuple[str, bytes]]) -> Future | None:
+    if parser is None:
+        return None
+    try:
+        return parser.submit(parse_all, items)
+    except BrokenProcessPool:
+        _drop_parser(parser)
+        return None
+
+
+def _parsed(parser: ProcessPoolExecutor | None, parsing: Future | None) -> list | None:
+    """The chunk parsed by the parser process, or None (the caller parses it) when that process died meanwhile."""
+    if parser is None or parsing is None:
+        return None
+    try:
+        return parsing.result()
+    except BrokenProcessPool:
+        logger.warning("the parser process died; this chunk is parsed here, the next backlog starts another")
+        _drop_parser(parser)
+        return None
 
 
 def exit_with_parent(parent: int) -> None:
