@@ -58,12 +58,14 @@ RETIRED_INDEXES = {
     "tickets": (
         "status_1_created_at_-1",
         "requester_1_created_at_-1",
-        "required_skills_1",  # a prefix of required_skills_1_number_-1
+        "required_skills_1",  # a prefix of the skills index
         "triage.state_1_triage.lease_until_1",
         "sla_breached_1_status_1",
         "escalated_1_escalated_at_-1",
         "triage.completed_at_1",
         "triage.state_1_triage.next_attempt_at_1",  # triage_due_pending: pending tickets only
+        "triage.human_fields_1",  # human_fields_set: corrected tickets only
+        "required_skills_1_number_-1",  # skills_unassigned: unassigned tickets only
     ),
     "outbox": ("state_1_next_attempt_at_1", "state_1_lease_until_1"),
     "users": ("role_1",),  # a prefix of role_1_active_1 and role_1_email_1

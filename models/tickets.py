@@ -141,13 +141,23 @@ class Ticket(Document):
                 "name": "sla_breached_status_true",
             },
             ("status", "-updated_at"),
-            "triage.human_fields",  # the offline model's training set (moderators' corrections)
+            {  # the offline model's training set: only tickets a moderator corrected (a few in a thousand)
+                "fields": ["triage.human_fields"],
+                "partialFilterExpression": {"triage.human_fields.0": {"$exists": True}},
+                "name": "human_fields_set",
+            },
             "category",
             "priority",
             # needed by webadmin (queue, API, Flask-Admin, dashboard):
             ("status", "-number"),
             ("assignee", "-number"),
-            ("required_skills", "-number"),
+            {  # who may take an unassigned ticket (visibility, the queue's "unassigned"): a multikey index, the
+                # costliest to rewrite, holding only the tickets nobody has yet (a partial filter on null, as
+                # MongoDB allows with `$eq`; each query that reads it says `assignee: None`)
+                "fields": ["required_skills", "-number"],
+                "partialFilterExpression": {"assignee": None},
+                "name": "skills_unassigned",
+            },
             ("requester_email", "-number"),
             {  # the escalation list and the "Escalated" filter
                 "fields": ["escalated", "-escalated_at"],

@@ -42,7 +42,10 @@ def taxonomy_seeds(taxonomy: Taxonomy) -> tuple[list[Example], dict[str, list[st
 def human_examples(taxonomy: Taxonomy) -> list[Example]:
     """Tickets where a human set category, priority or skills (only values still in the taxonomy)."""
     examples = []
-    query = Ticket.objects(triage__human_fields__in=["category", "priority", "required_skills"])
+    query = Ticket.objects(  # the first clause names the partial index's filter, so the planner may use it
+        __raw__={"triage.human_fields.0": {"$exists": True}},
+        triage__human_fields__in=["category", "priority", "required_skills"],
+    )
     for ticket in query.order_by("-created_at").limit(MAX_TRAINING_TICKETS):
         fields = set(ticket.triage.human_fields or [])
         item = ticket_input(ticket)
