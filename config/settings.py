@@ -175,6 +175,11 @@ class Settings:
             "MAIL_SUPPRESS_SEND": False,
         }
 
+    @property
+    def offline_triage(self) -> bool:
+        """Triage uses the offline model only (TRIAGE_PROVIDER=local, or auto without a Gemini key)."""
+        return self.triage_provider == "local" or not self.gemini_api_key
+
 
 def _as_rate_limit(name: str, raw: str) -> str:
     """A Flask-Limiter rate string such as `10 per minute` or `5/minute;100/day`."""

@@ -19,6 +19,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from config import Settings
+from daemon import handoff
 from daemon.ingest import reingest_requested
 from daemon.mailbox_settings import readable_mailboxes
 from daemon.mailboxes import REFRESH_SECONDS, MailboxSupervisor
@@ -115,7 +116,8 @@ def build_scheduler(
     )
     # an idle pass is two indexed claims that find nothing: cheap enough to look every second
     # one batch per pass while intake has a backlog (daemon/pressure.py)
-    triage = _triage_call("triage_job", settings, keep_going=lambda: not intake_busy())
+    # new tickets this process inserted claimed for its triage come first (daemon/handoff.py, when enabled)
+    triage = _triage_call("triage_job", settings, keep_going=lambda: not intake_busy(), handed=handoff)
     scheduler.add_job(triage, "interval", seconds=1, id="triage", replace_existing=True)
     scheduler.add_job(_triage_call("sla_job", settings), "interval", seconds=60, id="sla", replace_existing=True)
     scheduler.add_job(
@@ -162,6 +164,8 @@ def run_daemon(settings: Settings, *, once: bool = False) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
+    if settings.offline_triage:  # new tickets go to this process's triage without a claim write (daemon/handoff.py)
+        handoff.enable()
     mailboxes = MailboxSupervisor(settings, stop)
     scheduler = build_scheduler(settings, stop, mailboxes)
     scheduler.start()
@@ -179,5 +183,8 @@ def run_daemon(settings: Settings, *, once: bool = False) -> int:
     logger.info("stopping: finishing the message in hand")
     mailboxes.stop_all()
     scheduler.shutdown(wait=True)
+    given_back = handoff.release_all()
+    if given_back:
+        logger.info("%s new tickets handed back to the triage queue", given_back)
     logger.info("stopped")
     return 0

@@ -14,6 +14,7 @@ from mongoengine import Document, NotUniqueError
 from pymongo.errors import BulkWriteError
 
 from config import Settings
+from daemon import handoff
 from daemon.parse import ParsedEmail
 from models import AttachmentRef, Ticket, TicketMessage, User, next_ticket_numbers, utcnow
 from models.mailboxes import mailbox_of
@@ -158,6 +159,11 @@ def create_tickets(emails: list[ParsedEmail], settings: Settings) -> list[Ticket
         build_ticket(email, settings, number, requesters[email.from_address])
         for email, number in zip(emails, numbers, strict=True)
     ]
+    for ticket in tickets:  # inserted claimed for this daemon's triage job, when it takes them (daemon/handoff.py)
+        claim = handoff.new_claim(ticket.created_at)
+        if claim is None:
+            break
+        ticket.triage = claim
     inserted, _ = insert_documents(Ticket, tickets)
     created = {id(ticket) for ticket in inserted}
     results = [ticket if id(ticket) in created else None for ticket in tickets]
@@ -167,6 +173,7 @@ def create_tickets(emails: list[ParsedEmail], settings: Settings) -> list[Ticket
         if ticket is not None
     ]
     insert_documents(TicketMessage, entries)  # an entry already there (a retry) is as good
+    handoff.put(inserted)  # only now: triage reads the first message
     return results
 
 

@@ -248,5 +248,18 @@ def ensure_ticket_counter() -> None:
     retry_on_conflict(lambda: counters.update_one({"_id": TICKET_COUNTER}, {"$max": {"value": value}}, upsert=True))
 
 
+def claimed_triage(owner: str, now: dt.datetime, seconds: float) -> TriageState:
+    """A new ticket's triage state when it is inserted already claimed by `owner` (its first attempt, as the
+    triage claim would set it: triage.queue.claim_due), for the daemon's in-memory hand-over (daemon/handoff.py)."""
+    return TriageState(
+        state="running",
+        attempts=1,
+        next_attempt_at=now,
+        started_at=now,
+        claimed_by=owner,
+        lease_until=now + dt.timedelta(seconds=seconds),
+    )
+
+
 def sla_due(created_at: dt.datetime, priority: str, sla_hours: dict[str, float]) -> dt.datetime:
     return created_at + dt.timedelta(hours=sla_hours.get(priority, 24.0))

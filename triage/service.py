@@ -102,7 +102,7 @@ AnyProvider = Union[LocalProvider, AutoProvider, "GeminiProvider"]
 def build_provider(settings: Settings) -> AnyProvider:
     """The provider TRIAGE_PROVIDER asks for (`auto` without a key is the offline model)."""
     local = LocalProvider(settings)
-    if settings.triage_provider == "local" or not settings.gemini_api_key:
+    if settings.offline_triage:
         return local
     from triage.gemini import GeminiProvider
 
