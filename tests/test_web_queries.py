@@ -158,3 +158,32 @@ def test_ticket_detail_carries_the_triage_notes_for_staff_only(app, db) -> None:
     assert "facts" not in own and "similar_tickets" not in own  # AI notes are for staff
     schema = client.get("/api/openapi.json").get_json()["components"]["schemas"]
     assert {"facts", "similar_tickets"} <= set(schema["TicketDetail"]["properties"])
+
+
+def test_a_listed_ticket_shows_the_same_summary_as_its_page(app, db) -> None:
+    """The list is read as stored documents (no model objects): its rows must say what the ticket's own page says,
+    the assignee's address and the defaults of fields a stored ticket lacks included."""
+    admin = make_user("admin@example.test", role="admin")
+    agent = make_user("agent@example.test", role="moderator", skills=["vpn"])
+    headers, client = bearer(app, admin), app.test_client()
+    make_ticket(subject="Assigned", assignee=agent, priority="urgent", escalated=True, sla_due_at=utcnow())
+    make_ticket(subject="Nobody's yet", status="new")
+    with MongoClient(db) as other:  # written by another program, without the fields it has no value for
+        now = utcnow()
+        other.get_default_database()["tickets"].insert_one(
+            {"number": 999, "requester_email": "bare@example.test", "source_message_id": "<bare@example.test>",
+             "created_at": now, "updated_at": now}
+        )  # fmt: skip
+
+    listed = client.get("/api/tickets", headers=headers).get_json()["items"]
+
+    assert len(listed) == 3
+    summary_keys = set(listed[0])
+    for row in listed:
+        page = client.get(f"/api/tickets/{row['number']}", headers=headers).get_json()
+        assert row == {key: page[key] for key in summary_keys}
+    assert {row["subject"]: row["assignee"] for row in listed} == {
+        "Assigned": "agent@example.test",
+        "Nobody's yet": None,
+        "": None,
+    }

@@ -49,7 +49,8 @@ class TicketFilters:
 
 @dataclass(frozen=True)
 class Page:
-    items: list[Ticket]
+    items: list[dict[str, Any]]  # the tickets' documents as stored (the fields asked for), not hydrated
+    people: dict[Any, User]  # the page's assignees by id
     page: int
     per_page: int
     total: int | None  # None when not counted; exact when `total_exact`, else a lower bound (COUNT_CAP)
@@ -150,7 +151,8 @@ def list_tickets(
     count: bool = True,
     fields: tuple[str, ...] = (),
 ) -> Page:
-    """The tickets `user` may see that match `filters`, newest first, one page of them.
+    """The tickets `user` may see that match `filters`, newest first, one page of them, as stored documents
+    (building mongoengine objects cost ~0.4 ms a ticket, more than reading them), with their assignees.
 
     One row past the page tells whether another page exists. `count`: also count the matches, up to
     COUNT_CAP (free when the page is the last one, or from the ticket counter when nothing is filtered)."""
@@ -160,6 +162,7 @@ def list_tickets(
     found = Ticket.objects(__raw__=query)
     if fields:
         found = found.only(*fields)
+    found = found.as_pymongo()
     skip = (page - 1) * per_page
     if "number" in query:  # one ticket at most
         rows = list(found.limit(per_page + 1))
@@ -169,12 +172,14 @@ def list_tickets(
         newest, width = highest_ticket_number(), first_window(skip, per_page)
         rows = newest_first(found.hint(window_hint(query)), "number", newest, skip, per_page + 1, width, oldest=0)
     items, has_next = rows[:per_page], len(rows) > per_page
-    with_assignees(items)
+    people = people_by_id({row.get("assignee") for row in items})
     total: int | None = skip + len(items)
     exact = bool(items) or page == 1
     if has_next or not exact:
         total, exact = count_tickets(query) if count else (None, False)
-    return Page(items=items, page=page, per_page=per_page, total=total, total_exact=exact, has_next=has_next)
+    return Page(
+        items=items, people=people, page=page, per_page=per_page, total=total, total_exact=exact, has_next=has_next
+    )
 
 
 def window_hint(query: dict[str, Any]) -> list[tuple[str, int]]:
@@ -196,13 +201,20 @@ def count_tickets(query: dict[str, Any], cap: int = COUNT_CAP) -> tuple[int, boo
     return counted, counted < cap
 
 
+def people_by_id(ids: set[Any]) -> dict[Any, User]:
+    """Staff by id, in one `$in`, with only what a list shows of them."""
+    ids = ids - {None}
+    if not ids:
+        return {}
+    return {u.id: u for u in User.objects(id__in=list(ids)).only("email", "name", "role", "active")}
+
+
 def with_assignees(tickets: list[Ticket]) -> list[Ticket]:
     """Load the tickets' assignees in one `$in` (only what a list shows), instead of one query per row or
     mongoengine's select_related, which also loads every requester."""
-    ids = {_reference_id(t._data.get("assignee")) for t in tickets} - {None}
-    if not ids:
+    people = people_by_id({_reference_id(t._data.get("assignee")) for t in tickets})
+    if not people:
         return tickets
-    people = {u.id: u for u in User.objects(id__in=list(ids)).only("email", "name", "role", "active")}
     for ticket in tickets:
         key = _reference_id(ticket._data.get("assignee"))
         if key in people:

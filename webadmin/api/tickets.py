@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from flask import current_app, url_for
 from flask_jwt_extended import current_user
 from flask_smorest import abort
@@ -48,20 +51,32 @@ SUMMARY_FIELDS = (
 
 def summary_dict(ticket: Ticket) -> dict:
     assignee = ticket.assignee
+    values = {field: getattr(ticket, field) for field in SUMMARY_FIELDS if field != "assignee"}
+    return _summary(values, assignee.email if assignee else None)
+
+
+def summary_row(row: Mapping[str, Any], people: Mapping[Any, User]) -> dict:
+    """`summary_dict` of a ticket's stored document (a list's row; `people`: its assignees by id)."""
+    person = people.get(row.get("assignee"))
+    return _summary(row, person.email if person else None)
+
+
+def _summary(values: Mapping[str, Any], assignee: str | None) -> dict:
+    """The summary fields, with the model's defaults for those a stored document lacks."""
     return {
-        "number": ticket.number,
-        "subject": ticket.subject,
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "category": ticket.category,
-        "requester_email": ticket.requester_email,
-        "mailbox": ticket.mailbox or None,  # the support address it came in on (None: the settings' mailbox)
-        "assignee": assignee.email if assignee else None,
-        "escalated": bool(ticket.escalated),
-        "sla_breached": bool(ticket.sla_breached),
-        "sla_due_at": ticket.sla_due_at,
-        "created_at": ticket.created_at,
-        "updated_at": ticket.updated_at,
+        "number": values.get("number"),
+        "subject": values.get("subject") or "",
+        "status": values.get("status") or "new",
+        "priority": values.get("priority") or "medium",
+        "category": values.get("category"),
+        "requester_email": values.get("requester_email"),
+        "mailbox": values.get("mailbox") or None,  # the support address it came in on (None: the settings' mailbox)
+        "assignee": assignee,
+        "escalated": bool(values.get("escalated")),
+        "sla_breached": bool(values.get("sla_breached")),
+        "sla_due_at": values.get("sla_due_at"),
+        "created_at": values.get("created_at"),
+        "updated_at": values.get("updated_at"),
     }
 
 
@@ -131,7 +146,7 @@ def tickets(query: dict) -> dict:
         current_user, filters, query["page"], query["per_page"], count=query["count"], fields=SUMMARY_FIELDS
     )
     return {
-        "items": [summary_dict(t) for t in page.items],
+        "items": [summary_row(row, page.people) for row in page.items],
         "page": page.page,
         "per_page": page.per_page,
         "total": page.total,
