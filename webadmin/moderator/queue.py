@@ -168,6 +168,24 @@ def _narrow(query: dict[str, Any]) -> bool:
     return "$text" in query or "number" in query or "sla_breached" in query
 
 
+# what a row of the queue shows (queue.html, is_overdue, customer_replied): a ticket's notes, summary and
+# similar tickets are most of its document, and not read for a list
+ROW_FIELDS = (
+    "number",
+    "subject",
+    "status",
+    "priority",
+    "requester_email",
+    "assignee",
+    "escalated",
+    "sla_due_at",
+    "first_response_at",
+    "last_reply_at",
+    "last_message_at",
+    "updated_at",
+)
+
+
 def list_queue(
     user: User,
     filters: QueueFilters,
@@ -183,10 +201,16 @@ def list_queue(
     ordered = ("sla_due_at", "number")
     rows: list[Ticket] = []
     if _narrow(query):
-        rows = list(Ticket.objects(__raw__=query).order_by(*ordered).skip(skip).limit(per_page + 1))
+        rows = list(Ticket.objects(__raw__=query).only(*ROW_FIELDS).order_by(*ordered).skip(skip).limit(per_page + 1))
     else:
         for upper in windows.bounds():
-            found = Ticket.objects(__raw__=_within(query, upper)).order_by(*ordered).skip(skip).limit(per_page + 1)
+            found = (
+                Ticket.objects(__raw__=_within(query, upper))
+                .only(*ROW_FIELDS)
+                .order_by(*ordered)
+                .skip(skip)
+                .limit(per_page + 1)
+            )
             rows = list(found)
             if len(rows) > per_page:
                 break
