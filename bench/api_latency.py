@@ -14,6 +14,7 @@ import random
 import time
 import urllib.parse
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from api_support import (
@@ -35,9 +36,13 @@ GOAL_MS = 50.0
 
 
 def measure(session: requests.Session, url: Callable[[], str], headers: dict[str, str]) -> list[float]:
-    """REQUESTS timed GETs, after 2 untimed ones per worker (each worker's first request loads its code)."""
-    for _ in range(2 * WORKERS):
-        session.get(url(), headers=headers, timeout=300)
+    """REQUESTS timed GETs, after untimed ones that reach every worker (each worker's first request of a page loads
+    its code and compiles its templates: ~300 ms for Flask-Admin's list). Sequential requests mostly land on the
+    worker that answered the last one, so the warm-up sends WORKERS at a time, three times."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for _ in range(3):
+            targets = [url() for _ in range(WORKERS)]
+            list(pool.map(lambda t: requests.get(t, headers=headers, cookies=session.cookies, timeout=300), targets))
     timings = []
     for _ in range(REQUESTS):
         target = url()
