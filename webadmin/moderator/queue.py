@@ -13,7 +13,9 @@ On MongoDB the same queries read the index in order; the pages are the same.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,8 +266,16 @@ def _count_hint(view: str, query: dict[str, Any]) -> str | None:
 
 
 def view_counts(user: User, now: dt.datetime) -> dict[str, int]:
-    """The capped count of each saved filter for `user`."""
-    return {view: view_count(user, view, now) for view in VIEWS}
+    """The capped count of each saved filter for `user`: independent queries, sent side by side (the database
+    answers them on its own connections; one after another they took the sum of their times)."""
+    counts = _counting_pool().map(lambda view: view_count(user, view, now), VIEWS)
+    return dict(zip(VIEWS, counts, strict=True))
+
+
+@functools.cache
+def _counting_pool() -> ThreadPoolExecutor:
+    """Threads of this process for `view_counts`, started at its first use (after gunicorn forked the worker)."""
+    return ThreadPoolExecutor(max_workers=3, thread_name_prefix="queue-count")
 
 
 def customer_replied(ticket: Ticket) -> bool:
