@@ -183,8 +183,12 @@ def run_daemon(settings: Settings, *, once: bool = False) -> int:
     logger.info("stopping: finishing the message in hand")
     mailboxes.stop_all()
     scheduler.shutdown(wait=True)
-    given_back = handoff.release_all()
-    if given_back:
-        logger.info("%s new tickets handed back to the triage queue", given_back)
+    try:
+        given_back = handoff.release_all()
+    except Exception:  # e.g. the database is down: their claims expire instead (daemon/handoff.py)
+        logger.warning("could not hand new tickets back to the triage queue; their claims expire", exc_info=True)
+    else:
+        if given_back:
+            logger.info("%s new tickets handed back to the triage queue", given_back)
     logger.info("stopped")
     return 0
