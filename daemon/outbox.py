@@ -57,15 +57,12 @@ def due_filters(now: dt.datetime, kinds: tuple[str, ...] | None = None) -> list[
     return filters
 
 
-def claim_due(
-    limit: int, owner: str | None = None, now: dt.datetime | None = None, kinds: tuple[str, ...] | None = None
-) -> list[OutboundEmail]:
+def claim_due(limit: int, now: dt.datetime | None = None, kinds: tuple[str, ...] | None = None) -> list[OutboundEmail]:
     """Claim up to `limit` due emails (of `kinds`, when given), oldest due first, with one batch claim per kind of
-    readiness (models/claims.claim_batch: atomic per email). `owner` defaults to a name of this call's own: a batch
-    claim must not share its owner with another claimer running meanwhile (the acknowledgement senders use
-    SENDER_ID)."""
+    readiness (models/claims.claim_batch: atomic per email), under an owner name of this call's own: a batch claim
+    must not share its owner with another claimer running meanwhile (the acknowledgement senders use SENDER_ID)."""
     now = now or utcnow()
-    owner = owner or make_owner_id()
+    owner = make_owner_id()
     claimed: list[OutboundEmail] = []
     for ready in due_filters(now, kinds):
         if len(claimed) >= limit:

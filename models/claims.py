@@ -127,19 +127,6 @@ def _updated(row: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def claim_many(
-    document: type[D], ready: Mapping[str, Any], owner: str, seconds: float, limit: int, **kwargs: Any
-) -> list[D]:
-    """Up to `limit` records, each taken by its own atomic claim (so concurrent batches never overlap)."""
-    claimed: list[D] = []
-    while len(claimed) < limit:
-        record = claim(document, ready, owner, seconds, **kwargs)
-        if record is None:
-            break
-        claimed.append(record)
-    return claimed
-
-
 def renew(
     document: type[Document],
     record_id: Any,

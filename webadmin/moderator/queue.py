@@ -21,7 +21,7 @@ from typing import Any
 
 from models import Ticket, User
 from models.tickets import OPEN_STATUSES, PRIORITIES, highest_ticket_number
-from webadmin.tickets import search_query, visibility
+from webadmin.tickets import search_query, visibility, with_assignees
 
 VIEWS = ("all", "mine", "unassigned", "overdue", "escalated", "waiting")
 VIEW_LABELS = {
@@ -217,23 +217,13 @@ def list_queue(
             if len(rows) > per_page:
                 break
     items = by_deadline_then_priority(rows[:per_page])
-    _load_assignees(items)
+    with_assignees(items)  # one `$in` for the page
     return QueuePage(items, page, per_page, len(rows) > per_page)
 
 
 def by_deadline_then_priority(tickets: list[Ticket]) -> list[Ticket]:
     """Tickets due at the same moment: the more urgent first (the database sorted by deadline, then number)."""
     return sorted(tickets, key=lambda t: (t.sla_due_at is not None, t.sla_due_at, PRIORITY_RANK.get(t.priority, 9)))
-
-
-def _load_assignees(tickets: list[Ticket]) -> None:
-    """Every assignee on the page with one `$in` query (not one query per row)."""
-    refs = {t.number: getattr(t._data.get("assignee"), "id", t._data.get("assignee")) for t in tickets}
-    ids = {ref for ref in refs.values() if ref is not None}
-    people = {u.id: u for u in User.objects(id__in=list(ids))} if ids else {}
-    for ticket in tickets:
-        if refs[ticket.number] in people:
-            ticket._data["assignee"] = people[refs[ticket.number]]
 
 
 def capped_count(query: dict[str, Any], windows: Windows) -> int:
