@@ -9,9 +9,11 @@ import threading
 
 from itsdangerous import URLSafeTimedSerializer
 
+from daemon.ingest import ingest
 from daemon.outbox import send_due
 from models import AuditEvent, Category, OutboundEmail, Skill, Ticket, TicketMessage, User, utcnow
 from models.links import StatusLink
+from tests.daemon_support import raw_email, reply_to
 from tests.web_support import app, bearer, cookie_login, make_ticket, make_user, status_link_token  # noqa: F401
 from webadmin import ticket_actions
 
@@ -289,10 +291,16 @@ def test_customer_replied_shows_after_our_reply(app, db, settings) -> None:
 def test_a_customer_reply_takes_a_ticket_out_of_waiting_on_customer(app, db, settings) -> None:
     moderator = make_user("mod@example.test")
     due = utcnow() + dt.timedelta(hours=3)
-    waiting, answered_back = (make_ticket(subject=s, assignee=moderator, sla_due_at=due) for s in ("Quiet", "Chatty"))
-    for ticket in (waiting, answered_back):
+    emails = {}
+    for subject in ("Quiet", "Chatty"):
+        emails[subject] = raw_email(sender=f"{subject.lower()}@example.test", subject=subject)
+        number = ingest(emails[subject], settings, send_ack=False).ticket_number
+        Ticket.objects(number=number).update_one(set__assignee=moderator.id, set__sla_due_at=due)
+        ticket = Ticket.objects.get(number=number)
         ticket_actions.reply(ticket, moderator, "Does it work now?", settings)  # both become pending
-    Ticket.objects(id=answered_back.id).update_one(set__last_message_at=utcnow() + dt.timedelta(seconds=5))
+    waiting, answered_back = (Ticket.objects.get(subject=subject) for subject in ("Quiet", "Chatty"))
+    assert waiting.status == answered_back.status == "pending"
+    ingest(reply_to(emails["Chatty"], body="Not yet.", sender="chatty@example.test"), settings)  # reopens it
     client = app.test_client()
     cookie_login(client, "mod@example.test")
     page = client.get("/queue?view=waiting").get_data(as_text=True)

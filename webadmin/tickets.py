@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import Forbidden, NotFound
 
@@ -16,6 +16,9 @@ from models import Ticket, TicketMessage, User
 from models.tickets import OPEN_STATUSES, highest_ticket_number
 from models.users import normalise_email
 from webadmin.windows import first_window, newest_first
+
+if TYPE_CHECKING:
+    from mongoengine.queryset import QuerySet
 
 MAX_PER_PAGE = 100
 COUNT_CAP = 200  # a filtered list counts its rows up to this many ("200+"); an exact count reads every row
@@ -159,10 +162,7 @@ def list_tickets(
     per_page = max(1, min(per_page, MAX_PER_PAGE))
     page = max(1, page)
     query = ticket_query(user, filters)
-    found = Ticket.objects(__raw__=query)
-    if fields:
-        found = found.only(*fields)
-    found = found.as_pymongo()
+    found = only_fields(Ticket.objects(__raw__=query), query, fields).as_pymongo()
     skip = (page - 1) * per_page
     if "number" in query:  # one ticket at most
         rows = list(found.limit(per_page + 1))
@@ -180,6 +180,13 @@ def list_tickets(
     return Page(
         items=items, people=people, page=page, per_page=per_page, total=total, total_exact=exact, has_next=has_next
     )
+
+
+def only_fields(found: QuerySet, query: dict[str, Any], fields: tuple[str, ...]) -> QuerySet:
+    """`found` reading only `fields`, except for a word search: DocumentDB projects every `$text` match before it
+    sorts them (14 of 36 ms for a word in 7,500 of 100,000 tickets; docs/db-compat.md), so searches read whole
+    documents."""
+    return found if not fields or "$text" in query else found.only(*fields)
 
 
 def window_hint(query: dict[str, Any]) -> list[tuple[str, int]]:
