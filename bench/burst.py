@@ -31,6 +31,7 @@ import urllib.request
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import ingest_stack  # noqa: E402
+from cpu import cpu_by_program, cpu_used  # noqa: E402
 from ingest_stack import (  # noqa: E402
     ROOT,
     append_all,
@@ -261,31 +262,6 @@ def main() -> None:
                 proc.wait(timeout=30)
         script("db.sh", "purge")
         script("mail.sh", "purge")
-
-
-def cpu_by_program() -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each program on the machine, from /proc (processes that have
-    exited are not counted: PostgreSQL backends and Dovecot's imap processes live for their connection)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, float] = {}
-    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        name, rest = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
-        if name.startswith("python") or name == "gunicorn":
-            script_name = next((a.decode() for a in cmdline[1:] if a.endswith((b".py", b"gunicorn"))), name)
-            name = pathlib.Path(script_name).name
-        totals[name] = totals.get(name, 0.0) + (int(rest[11]) + int(rest[12])) / ticks
-    return totals
-
-
-def cpu_used(before: dict[str, float], after: dict[str, float], top: int = 8) -> dict[str, float]:
-    """The programs that used the most CPU between two `cpu_by_program` snapshots, in seconds."""
-    used = {name: after[name] - before.get(name, 0.0) for name in after}
-    return {name: round(seconds, 1) for name, seconds in sorted(used.items(), key=lambda kv: -kv[1])[:top]}
 
 
 def _rss_mb(pid: int) -> float | None:

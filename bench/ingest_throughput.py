@@ -15,6 +15,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from cpu import cpu_by_program, cpu_used, machine_busy_seconds
 from ingest_stack import (
     MAILBOXES,
     add_second_mailbox,
@@ -66,10 +67,12 @@ def main() -> None:
         )
 
         started, cpu = time.perf_counter(), _cpu_seconds()
+        busy, programs = machine_busy_seconds(), cpu_by_program()
         readers = [settings] if second is None else [settings, second]
         with ThreadPoolExecutor(len(readers)) as pool:  # each mailbox read at the same time, as the daemon does
             processed = sum(result.processed for result in pool.map(poll_once, readers))
         seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+        busy, programs = machine_busy_seconds() - busy, cpu_used(programs, cpu_by_program())
         tickets = Ticket.objects.count()
         rate = tickets / seconds
         print(
@@ -77,6 +80,12 @@ def main() -> None:
             f"in {seconds:.1f} s = {rate:.1f} tickets/s"
         )
         print(f"daemon-side CPU (this process and its parser process): {cpu * 1000 / max(1, tickets):.1f} ms per email")
+        cores = os.cpu_count() or 1
+        print(
+            f"whole machine meanwhile: {busy * 1000 / max(1, tickets):.1f} ms of CPU per email, {busy / seconds:.2f} of"
+            f" {cores} cores busy (at that cost {cores} busy cores would ingest {tickets * cores / busy:.0f}/s);"
+            f" by program (s): {programs}"
+        )
         print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         print(
             f"ratio end-to-end / raw fetch: {rate / raw_rate:.4f} (goal: >= 300 tickets/s: "
