@@ -1,4 +1,5 @@
-"""APScheduler 3.x jobs of the daemon: mailboxes, outbox, triage, SLA, quarantine re-ingest requests, retrain.
+"""APScheduler 3.x jobs of the daemon: mailboxes, outbox, triage, SLA, quarantine re-ingest requests, retrain,
+the dashboard's figures.
 
 Explicit job ids, `replace_existing`, `coalesce`, one running instance per job, an error listener.
 SIGTERM sets the stop event: the mailbox loop finishes the message in hand, then the scheduler stops.
@@ -27,9 +28,10 @@ from daemon.outbox import send_due
 from daemon.poller import NEW_TICKETS, poll_once, run_mailbox_loop
 from daemon.pressure import intake_busy
 from daemon.web_intake import ingest_web_submissions
-from models import connect_db, ensure_all_indexes
+from models import connect_db, ensure_all_indexes, figures
 
 logger = logging.getLogger(__name__)
+FIGURES_SECONDS = 5  # how stale the dashboard may be while tickets are being written
 _triage_warned = False
 
 
@@ -67,7 +69,7 @@ def _warm_up(settings: Settings) -> None:
 
 
 def run_once(settings: Settings) -> dict[str, object]:
-    """One full pass of every job (each mailbox's fetch, outbox send, triage, SLA); what each did.
+    """One full pass of every job (each mailbox's fetch, outbox send, triage, SLA, figures); what each did.
 
     The settings' mailbox is "mailbox", another one "mailbox:ADDRESS"; a failing mailbox (recorded on its cursor)
     is "failed: ..." and the others are read all the same."""
@@ -91,6 +93,7 @@ def run_once(settings: Settings) -> dict[str, object]:
         except Exception:  # one failing job must not hide the others' results
             logger.exception("%s failed", name)
             summary[name] = "failed"
+    summary["dashboard-figures"] = "refreshed" if figures.refresh() else "unchanged"
     return summary
 
 
@@ -133,6 +136,10 @@ def build_scheduler(
     )
     scheduler.add_job(
         reingest_requested, "interval", seconds=5, args=[settings], id="quarantine-reingest", replace_existing=True
+    )
+    # the dashboard's figures read every open ticket: computed here, not in a page's request (models/figures.py)
+    scheduler.add_job(
+        figures.refresh, "interval", seconds=FIGURES_SECONDS, id="dashboard-figures", replace_existing=True
     )
 
     def on_error(event: JobExecutionEvent) -> None:

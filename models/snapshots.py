@@ -1,8 +1,8 @@
 """Figures computed from many tickets, kept as one document per name (an on-demand materialised view).
 
 The dashboard's aggregations read every open ticket; their result is stored here with the moment it was
-computed, and readers recompute it only when a ticket changed since then or it is older than a limit
-(webadmin/dashboard/figures.py). Lookups are by `_id`.
+computed; the daemon recomputes it when a ticket changed since then or it is older than a limit, and pages
+read it (models/figures.py). Lookups are by `_id`.
 """
 
 from __future__ import annotations

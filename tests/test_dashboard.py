@@ -1,6 +1,7 @@
 # ruff: noqa: F811 - pytest fixtures imported from tests.web_support
 """The dashboard (GET /dashboard): who may open it, and that every figure it draws is the data's: the
-team's for admins, a moderator's own tickets for moderators. Figures follow every ticket change at once.
+team's for admins, a moderator's own tickets for moderators. Figures follow every ticket change at the daemon's
+next refresh (models/figures.py); a page computes them itself only when no daemon keeps them.
 
 The charts are server-side SVG; each bar carries a `<title>label: value</title>`, which is what a user
 reads on hover and what these tests read back.
@@ -15,9 +16,11 @@ from collections import Counter
 
 import pytest
 
-from models import Ticket, TriageState, User, utcnow
+from daemon.scheduler import FIGURES_SECONDS
+from models import Ticket, TriageState, User, figures, utcnow
+from models.figures import percentile, triage_latencies
+from models.snapshots import COLLECTION
 from tests.web_support import app, bearer, cookie_login, make_ticket, make_user  # noqa: F401
-from webadmin.dashboard.figures import percentile, triage_latencies
 
 SECTION = re.compile(r'<section class="card[^"]*"><h2>(.*?)</h2>(.*?)</section>', re.S)
 BAR_TITLE = re.compile(r"<title>(.*?)</title>")
@@ -51,6 +54,11 @@ def day_label(moment: dt.datetime) -> str:
 
 def done_triage(created: dt.datetime, seconds: float) -> TriageState:
     return TriageState(state="done", completed_at=created + dt.timedelta(seconds=seconds))
+
+
+def next_pass(passes: int = 1) -> bool:
+    """The daemon's dashboard-figures job, as it runs `passes` intervals from now: whether it recomputed."""
+    return figures.refresh(utcnow() + passes * dt.timedelta(seconds=FIGURES_SECONDS))
 
 
 def dashboard_page(client, headers: dict[str, str] | None = None) -> str:  # noqa: ANN001 - a FlaskClient
@@ -174,6 +182,7 @@ def test_resolving_a_late_ticket_takes_it_off_the_open_figures(app) -> None:
     response = client.post(f"/tickets/{ticket.number}/status", data={"status": "resolved", "csrf_token": csrf})
     assert response.status_code == 302
 
+    assert next_pass()
     after = dashboard_page(client)
     assert kpis_of(after)["my open tickets"] == ("0", False)
     assert kpis_of(after)["mine past SLA"] == ("0", False)
@@ -314,3 +323,33 @@ def test_urgent_is_drawn_red_and_every_day_has_its_date(app) -> None:
     days = re.findall(r'<text class="day"[^>]*>(\d\d)</text>', per_day)
     assert len(days) == 14 and days[-1] == f"{utcnow().day:02d}"
     assert "a.very.long.moderator.address@staff.example.test</text>" in page  # drawn whole, never cut
+
+
+def test_pages_show_the_stored_figures_and_the_daemon_refreshes_them(app) -> None:
+    moderator = make_user("ana@example.test", role="admin")
+    make_ticket(assignee=moderator, category="network")
+    client = app.test_client()
+    headers = bearer(app, moderator)
+    assert kpis_of(dashboard_page(client, headers))["open tickets"] == ("1", False)  # none stored: computed
+
+    make_ticket(assignee=moderator, category="billing")
+    stale = dashboard_page(client, headers)  # no request reads every open ticket while stored figures are fresh
+    assert kpis_of(stale)["open tickets"] == ("1", False)
+
+    assert next_pass()  # a ticket was written since: the job recomputes
+    assert not next_pass(2)  # nothing written since: it leaves them
+    fresh = dashboard_page(client, headers)
+    assert kpis_of(fresh)["open tickets"] == ("2", False)
+    assert charts_of(fresh)["Open by category"] == {"network": 1, "billing": 1}
+
+
+def test_a_page_computes_the_figures_itself_when_no_daemon_keeps_them(app) -> None:
+    moderator = make_user("ana@example.test", role="admin")
+    make_ticket(assignee=moderator)
+    client = app.test_client()
+    headers = bearer(app, moderator)
+    dashboard_page(client, headers)
+    make_ticket(assignee=moderator)
+    long_ago = utcnow() - figures.SERVE_FOR - dt.timedelta(seconds=1)
+    Ticket._get_db()[COLLECTION].update_one({"_id": figures.SNAPSHOT}, {"$set": {"computed_at": long_ago}})
+    assert kpis_of(dashboard_page(client, headers))["open tickets"] == ("2", False)

@@ -9,11 +9,12 @@ from flask_jwt_extended import current_user
 from markupsafe import Markup
 
 from models import utcnow
+from models.figures import current
 from models.users import staff_members
 from triage.queue import oldest_untriaged
 from webadmin.dashboard import bp
 from webadmin.dashboard.charts import MUTED, PRIORITY_COLOURS, bar_chart, column_chart
-from webadmin.dashboard.figures import figures_for, snapshot, triage_pending
+from webadmin.dashboard.figures import figures_for, triage_pending
 from webadmin.security import staff_required
 
 
@@ -80,7 +81,7 @@ def moderator_view(figures: dict[str, Any]) -> tuple[list[tuple[str, str, bool]]
 @staff_required
 def overview() -> str:
     now = utcnow()
-    data = snapshot(now)
+    data = current(now)
     team = current_user.role == "admin"
     figures = figures_for(data, now, None if team else current_user.id)
     kpis, charts = team_view(figures) if team else moderator_view(figures)
