@@ -2,11 +2,11 @@
 
 The pipelines group every open ticket (and the last 14 days' new ones) by category, priority, assignee,
 SLA and escalation, so one computation serves the team view (admins) and each moderator's own view. Their
-result is stored (models/snapshots.py) and recomputed by the daemon's `dashboard-figures` job when a ticket
-was written since it was taken (one indexed probe on `status, -updated_at`) or when it is older than MAX_AGE
-(SLA deadlines pass with time, and a few writes do not stamp `updated_at`). A page reads the stored figures
-and computes them itself only when none are younger than SERVE_FOR (no daemon running): no request waits on
-a computation that reads every open ticket while the daemon keeps them.
+result is stored (models/snapshots.py) and, while pages show it, recomputed by the daemon's
+`dashboard-figures` job when a ticket was written since it was taken (one indexed probe on
+`status, -updated_at`) or when it is older than MAX_AGE (SLA deadlines pass with time, and a few writes do not
+stamp `updated_at`). A page reads the stored figures and computes them itself only when none are younger than
+SERVE_FOR (no daemon running): no request waits on a computation that reads every open ticket.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from models.base import utcnow
-from models.snapshots import load_snapshot, save_snapshot
+from models.snapshots import load_snapshot, save_snapshot, view_snapshot
 from models.tickets import OPEN_STATUSES, STATUSES, Ticket
 
 DAYS = 14
@@ -25,6 +25,7 @@ TRIAGED = ("done", "review")  # a triage that produced a result; "failed" ones a
 SNAPSHOT = "dashboard"
 MAX_AGE = dt.timedelta(seconds=60)
 SERVE_FOR = 2 * MAX_AGE  # older figures than this mean no daemon keeps them: a page computes its own
+WATCHED = dt.timedelta(minutes=10)  # the job keeps the figures fresh this long after a page showed them
 REST = 10  # the job waits ten times a computation's length before the next
 SETTLE = dt.timedelta(seconds=2)  # a write stamped just before a computation may commit after it read
 
@@ -125,19 +126,21 @@ def _compute_and_save(now: dt.datetime) -> dict[str, Any]:
 
 
 def refresh(now: dt.datetime | None = None) -> bool:
-    """The daemon's job: recompute the stored figures if a ticket was written since or they are MAX_AGE old.
+    """The daemon's job: while a page showed the figures in the last WATCHED, recompute them when a ticket was
+    written since or they are MAX_AGE old.
 
     After a computation that took t seconds the next waits at least REST * t, which bounds the job's share of
-    the database on a large helpdesk with steady writes.
+    the database on a large helpdesk with steady writes; with no one looking, the job reads nothing more.
     """
     now = now or utcnow()
     stored = load_snapshot(SNAPSHOT)
-    if stored:
-        age = now - stored["computed_at"]
-        if age < dt.timedelta(seconds=REST * stored.get("took", 0.0)):
-            return False
-        if age < MAX_AGE and not tickets_written_since(stored["data_since"]):
-            return False
+    if not stored or now - stored.get("viewed_at", stored["computed_at"]) > WATCHED:
+        return False
+    age = now - stored["computed_at"]
+    if age < dt.timedelta(seconds=REST * stored.get("took", 0.0)):
+        return False
+    if age < MAX_AGE and not tickets_written_since(stored["data_since"]):
+        return False
     _compute_and_save(now)
     return True
 
@@ -145,7 +148,7 @@ def refresh(now: dt.datetime | None = None) -> bool:
 def current(now: dt.datetime | None = None) -> dict[str, Any]:
     """The figures a page shows: the stored ones, or computed here when none are younger than SERVE_FOR."""
     now = now or utcnow()
-    stored = load_snapshot(SNAPSHOT)
+    stored = view_snapshot(SNAPSHOT, now)
     if stored and now - stored["computed_at"] < SERVE_FOR:
         return stored
     return _compute_and_save(now)

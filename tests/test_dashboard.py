@@ -353,3 +353,18 @@ def test_a_page_computes_the_figures_itself_when_no_daemon_keeps_them(app) -> No
     long_ago = utcnow() - figures.SERVE_FOR - dt.timedelta(seconds=1)
     Ticket._get_db()[COLLECTION].update_one({"_id": figures.SNAPSHOT}, {"$set": {"computed_at": long_ago}})
     assert kpis_of(dashboard_page(client, headers))["open tickets"] == ("2", False)
+
+
+def test_the_job_reads_no_tickets_while_no_one_looks_at_the_dashboard(app) -> None:
+    admin = make_user("ana@example.test", role="admin")
+    make_ticket(assignee=admin)
+    assert not next_pass()  # no page has shown the figures yet
+    assert Ticket._get_db()[COLLECTION].count_documents({}) == 0
+
+    dashboard_page(app.test_client(), bearer(app, admin))
+    make_ticket(assignee=admin)
+    assert next_pass()  # shown a moment ago, and a ticket was written since
+
+    make_ticket(assignee=admin)
+    no_one_since = utcnow() + figures.WATCHED + dt.timedelta(seconds=FIGURES_SECONDS)
+    assert not figures.refresh(no_one_since)
