@@ -160,10 +160,10 @@ DEFAULT_SKILLS: dict[str, tuple[str, list[str]]] = {
 
 def ensure_default_taxonomy() -> None:
     """Seed categories and skills when their collection is empty (idempotent, safe to race)."""
-    if Category.objects.count() == 0:
+    if Category.objects.first() is None:  # not .count(): unfiltered, it is the server's estimate
         for name, (description, keywords, skills) in DEFAULT_CATEGORIES.items():
             _save_quietly(Category(name=name, description=description, keywords=keywords, default_skills=skills))
-    if Skill.objects.count() == 0:
+    if Skill.objects.first() is None:
         for name, (description, keywords) in DEFAULT_SKILLS.items():
             _save_quietly(Skill(name=name, description=description, keywords=keywords))
 
