@@ -31,7 +31,6 @@ from daemon.web_intake import ingest_web_submissions
 from models import connect_db, ensure_all_indexes, figures
 
 logger = logging.getLogger(__name__)
-FIGURES_SECONDS = 5  # how stale the dashboard may be while tickets are being written
 _triage_warned = False
 
 
@@ -139,7 +138,7 @@ def build_scheduler(
     )
     # the dashboard's figures read every open ticket: computed here, not in a page's request (models/figures.py)
     scheduler.add_job(
-        figures.refresh, "interval", seconds=FIGURES_SECONDS, id="dashboard-figures", replace_existing=True
+        figures.refresh, "interval", seconds=figures.REFRESH_SECONDS, id="dashboard-figures", replace_existing=True
     )
 
     def on_error(event: JobExecutionEvent) -> None:

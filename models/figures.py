@@ -23,6 +23,7 @@ from models.tickets import OPEN_STATUSES, STATUSES, Ticket
 DAYS = 14
 TRIAGED = ("done", "review")  # a triage that produced a result; "failed" ones are escalated instead
 SNAPSHOT = "dashboard"
+REFRESH_SECONDS = 5  # the daemon's job runs this often: how stale the figures may be while tickets are written
 MAX_AGE = dt.timedelta(seconds=60)
 SERVE_FOR = 2 * MAX_AGE  # older figures than this mean no daemon keeps them: a page computes its own
 WATCHED = dt.timedelta(minutes=10)  # the job keeps the figures fresh this long after a page showed them

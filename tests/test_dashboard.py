@@ -16,7 +16,6 @@ from collections import Counter
 
 import pytest
 
-from daemon.scheduler import FIGURES_SECONDS
 from models import Ticket, TriageState, User, figures, utcnow
 from models.figures import percentile, triage_latencies
 from models.snapshots import COLLECTION
@@ -58,7 +57,7 @@ def done_triage(created: dt.datetime, seconds: float) -> TriageState:
 
 def next_pass(passes: int = 1) -> bool:
     """The daemon's dashboard-figures job, as it runs `passes` intervals from now: whether it recomputed."""
-    return figures.refresh(utcnow() + passes * dt.timedelta(seconds=FIGURES_SECONDS))
+    return figures.refresh(utcnow() + passes * dt.timedelta(seconds=figures.REFRESH_SECONDS))
 
 
 def dashboard_page(client, headers: dict[str, str] | None = None) -> str:  # noqa: ANN001 - a FlaskClient
@@ -366,5 +365,5 @@ def test_the_job_reads_no_tickets_while_no_one_looks_at_the_dashboard(app) -> No
     assert next_pass()  # shown a moment ago, and a ticket was written since
 
     make_ticket(assignee=admin)
-    no_one_since = utcnow() + figures.WATCHED + dt.timedelta(seconds=FIGURES_SECONDS)
+    no_one_since = utcnow() + figures.WATCHED + dt.timedelta(seconds=figures.REFRESH_SECONDS)
     assert not figures.refresh(no_one_since)
